@@ -1,0 +1,236 @@
+package tracker
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// conn wraps a net.Conn of a type the tracker has no special knowledge of.
+type conn struct {
+	net.Conn
+	rec *record
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.rec.observe(err)
+	return n, err
+}
+
+func (c *conn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.rec.observe(err)
+	return n, err
+}
+
+// Close ends tracking, then closes the connection and returns exactly what
+// the underlying Close returns.
+func (c *conn) Close() error {
+	c.rec.t.release(c.rec, 1)
+	return c.Conn.Close()
+}
+
+// NetConn returns the wrapped connection, as tls.Conn's method of that name
+// does.
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
+func (c *conn) tracked() *record { return c.rec }
+
+// sysConn adds SyscallConn for wrapped types that have it, so the tracker
+// never hides syscall.Conn.
+type sysConn struct {
+	conn
+	sc syscall.Conn
+}
+
+func (c *sysConn) SyscallConn() (syscall.RawConn, error) { return c.sc.SyscallConn() }
+
+// tcpConn keeps every method of *net.TCPConn.
+type tcpConn struct {
+	conn
+	tcp *net.TCPConn
+}
+
+func (c *tcpConn) CloseRead() error                         { return c.tcp.CloseRead() }
+func (c *tcpConn) CloseWrite() error                        { return c.tcp.CloseWrite() }
+func (c *tcpConn) SyscallConn() (syscall.RawConn, error)    { return c.tcp.SyscallConn() }
+func (c *tcpConn) SetKeepAlive(on bool) error               { return c.tcp.SetKeepAlive(on) }
+func (c *tcpConn) SetKeepAlivePeriod(d time.Duration) error { return c.tcp.SetKeepAlivePeriod(d) }
+func (c *tcpConn) SetKeepAliveConfig(cfg net.KeepAliveConfig) error {
+	return c.tcp.SetKeepAliveConfig(cfg)
+}
+func (c *tcpConn) SetLinger(sec int) error       { return c.tcp.SetLinger(sec) }
+func (c *tcpConn) SetNoDelay(on bool) error      { return c.tcp.SetNoDelay(on) }
+func (c *tcpConn) SetReadBuffer(n int) error     { return c.tcp.SetReadBuffer(n) }
+func (c *tcpConn) SetWriteBuffer(n int) error    { return c.tcp.SetWriteBuffer(n) }
+func (c *tcpConn) MultipathTCP() (bool, error)   { return c.tcp.MultipathTCP() }
+func (c *tcpConn) File() (f *os.File, err error) { return c.tcp.File() }
+func (c *tcpConn) ReadFrom(r io.Reader) (int64, error) {
+	n, err := readFrom(c.tcp, r)
+	c.rec.observe(err)
+	return n, err
+}
+
+// WriteTo copies from the connection until EOF, keeping the splice path of
+// *net.TCPConn. A nil error means the peer closed its side.
+func (c *tcpConn) WriteTo(w io.Writer) (int64, error) {
+	n, err := c.tcp.WriteTo(unwrapWriter(w))
+	c.rec.observe(err)
+	if err == nil {
+		c.rec.sawPeerClose()
+	}
+	return n, err
+}
+
+// unixConn keeps every method of *net.UnixConn.
+type unixConn struct {
+	conn
+	unix *net.UnixConn
+}
+
+func (c *unixConn) CloseRead() error                      { return c.unix.CloseRead() }
+func (c *unixConn) CloseWrite() error                     { return c.unix.CloseWrite() }
+func (c *unixConn) SyscallConn() (syscall.RawConn, error) { return c.unix.SyscallConn() }
+func (c *unixConn) SetReadBuffer(n int) error             { return c.unix.SetReadBuffer(n) }
+func (c *unixConn) SetWriteBuffer(n int) error            { return c.unix.SetWriteBuffer(n) }
+func (c *unixConn) File() (f *os.File, err error)         { return c.unix.File() }
+func (c *unixConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.unix.ReadFrom(b)
+	c.rec.observe(err)
+	return n, a, err
+}
+func (c *unixConn) ReadFromUnix(b []byte) (int, *net.UnixAddr, error) {
+	n, a, err := c.unix.ReadFromUnix(b)
+	c.rec.observe(err)
+	return n, a, err
+}
+func (c *unixConn) ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *net.UnixAddr, err error) {
+	n, oobn, flags, addr, err = c.unix.ReadMsgUnix(b, oob)
+	c.rec.observe(err)
+	return
+}
+func (c *unixConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := c.unix.WriteTo(b, addr)
+	c.rec.observe(err)
+	return n, err
+}
+func (c *unixConn) WriteToUnix(b []byte, addr *net.UnixAddr) (int, error) {
+	n, err := c.unix.WriteToUnix(b, addr)
+	c.rec.observe(err)
+	return n, err
+}
+func (c *unixConn) WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error) {
+	n, oobn, err = c.unix.WriteMsgUnix(b, oob, addr)
+	c.rec.observe(err)
+	return
+}
+
+// readFrom lets *net.TCPConn see through a wrapped source so that sendfile
+// and splice still apply when both ends are tracked.
+func readFrom(dst *net.TCPConn, r io.Reader) (int64, error) {
+	switch src := r.(type) {
+	case *io.LimitedReader:
+		inner, rec := unwrapReader(src.R)
+		if rec == nil {
+			return dst.ReadFrom(r)
+		}
+		lr := &io.LimitedReader{R: inner, N: src.N}
+		n, err := dst.ReadFrom(lr)
+		src.N = lr.N
+		rec.observe(err)
+		return n, err
+	default:
+		inner, rec := unwrapReader(r)
+		n, err := dst.ReadFrom(inner)
+		if rec != nil {
+			rec.observe(err)
+			if err == nil {
+				rec.sawPeerClose() // ReadFrom stops cleanly only at the source's EOF
+			}
+		}
+		return n, err
+	}
+}
+
+type trackedConn interface {
+	net.Conn
+	NetConn() net.Conn
+	tracked() *record
+}
+
+func unwrapReader(r io.Reader) (io.Reader, *record) {
+	if tc, ok := r.(trackedConn); ok {
+		return tc.NetConn(), tc.tracked()
+	}
+	return r, nil
+}
+
+func unwrapWriter(w io.Writer) io.Writer {
+	if tc, ok := w.(trackedConn); ok {
+		return tc.NetConn()
+	}
+	return w
+}
+
+// WrapConn starts tracking c and returns a connection that behaves exactly
+// like it: a wrapped *net.TCPConn or *net.UnixConn keeps every method of its
+// type (CloseWrite, ReadFrom and the rest), and any type with SyscallConn
+// keeps it. The open-site stack is the caller's. Close on the result ends
+// tracking and returns what c.Close returns. WrapConn(nil) returns nil, and a
+// connection this tracker already wraps is returned as it is.
+//
+// Wrap below TLS (the net.Conn given to tls.Client or tls.Server), so that
+// the tracker sees the socket.
+func (t *Tracker) WrapConn(c net.Conn) net.Conn {
+	return t.wrapConn(c, false, 1)
+}
+
+func (t *Tracker) wrapConn(c net.Conn, accepted bool, skip int) net.Conn {
+	if c == nil {
+		return nil
+	}
+	if tc, ok := c.(trackedConn); ok && tc.tracked().t == t {
+		return c
+	}
+	r := t.newRecord(KindConn, skip+1)
+	r.accepted = accepted
+	r.needFirstIO.Store(accepted)
+	var w net.Conn
+	switch u := c.(type) {
+	case *net.TCPConn:
+		x := &tcpConn{conn: conn{Conn: u, rec: r}, tcp: u}
+		watchCollection(x, r)
+		w = x
+	case *net.UnixConn:
+		x := &unixConn{conn: conn{Conn: u, rec: r}, unix: u}
+		watchCollection(x, r)
+		w = x
+	case syscall.Conn:
+		x := &sysConn{conn: conn{Conn: c, rec: r}, sc: u}
+		watchCollection(x, r)
+		w = x
+	default:
+		x := &conn{Conn: c, rec: r}
+		watchCollection(x, r)
+		w = x
+	}
+	t.registerConn(r, c)
+	return w
+}
+
+// Unwrap returns the connection under every tracker wrapper around c, or c
+// itself when it is not wrapped. It stops at types the tracker did not make,
+// such as *tls.Conn. The wrapper must stay reachable for as long as the
+// connection is in use: once it is dropped, the tracker reports it collected.
+func Unwrap(c net.Conn) net.Conn {
+	for {
+		tc, ok := c.(trackedConn)
+		if !ok {
+			return c
+		}
+		c = tc.NetConn()
+	}
+}

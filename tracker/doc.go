@@ -1,0 +1,34 @@
+// Package tracker finds the code that forgot to close its connections.
+//
+// A Tracker records every connection, listener and resource wrapped or
+// tracked through it, with the stack of the code that opened it. A poller
+// watches each tracked socket for a peer that has closed (the kernel's
+// CLOSE_WAIT) while the program has not, and reports it as a Leak once it has
+// seen no Read or Write for the grace period, naming the user's line.
+//
+//	tr := tracker.New(tracker.WithGracePeriod(30 * time.Second))
+//	defer tr.Close()
+//	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
+//	ln = tr.WrapListener(ln) // accepted conns are tracked
+//	dial := tr.WrapDialer(nil) // dialed conns are tracked
+//	...
+//	for _, l := range tr.Leaks() {
+//		fmt.Println(l) // kind, addresses, state, how long, why, where
+//	}
+//
+// # Ownership
+//
+// The tracker never keeps a connection reachable. Go closes the socket of a
+// connection the program has dropped when the garbage collector finds it; a
+// registry holding connections would turn that self-healing leak into a
+// permanent one. A wrapped connection dropped without Close is reported once
+// with ReasonCollected.
+//
+// # Detection
+//
+// Peer close is learned from the program's own Reads (EOF or a reset) on
+// every system, and by probing the sockets on each poll tick: on Linux with
+// getsockopt(TCP_INFO) (CLOSE_WAIT, or CLOSE after a reset), on other Unix
+// systems with recv(MSG_PEEK|MSG_DONTWAIT). The tracker never reads bytes
+// from a socket, never dups it, and never closes anything on its own.
+package tracker

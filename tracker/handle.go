@@ -1,0 +1,62 @@
+package tracker
+
+// Handle is the tracker's record of one resource given to Track. Close it
+// when the resource is closed; a Handle that is garbage-collected without
+// Close is reported with ReasonCollected, so integrations keep the Handle
+// inside the object whose loss means a leak (a response body, an sql.Rows).
+type Handle struct {
+	rec *record
+}
+
+// Track starts tracking a resource of any kind that the tracker does not
+// wrap itself: an HTTP response body, an SQL transaction, a pooled
+// connection checked out of a pool. The open-site stack is the caller's (see
+// TrackCallerSkip).
+func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
+	var tc trackConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyTrack(&tc)
+		}
+	}
+	if kind == "" {
+		kind = "resource"
+	}
+	r := t.newRecord(kind, 1+tc.skip)
+	r.network, r.label = tc.network, tc.label
+	if tc.local != "" {
+		r.laddr = stringAddr{tc.network, tc.local}
+	}
+	if tc.remote != "" {
+		r.raddr = stringAddr{tc.network, tc.remote}
+	}
+	h := &Handle{rec: r}
+	watchCollection(h, r)
+	t.register(r)
+	return h
+}
+
+// Close ends tracking of the resource. It is idempotent and safe on a nil
+// Handle.
+func (h *Handle) Close() {
+	if h == nil {
+		return
+	}
+	h.rec.t.release(h.rec, 1)
+}
+
+// ID returns the resource's id, the Resource.ID of its reports.
+func (h *Handle) ID() uint64 {
+	if h == nil {
+		return 0
+	}
+	return h.rec.id
+}
+
+// Touch records activity on the resource now, like a Read or Write on a
+// wrapped connection.
+func (h *Handle) Touch() {
+	if h != nil {
+		h.rec.lastIO.Store(h.rec.t.now())
+	}
+}

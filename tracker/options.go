@@ -1,0 +1,191 @@
+package tracker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults used by New when no option says otherwise.
+const (
+	DefaultPollInterval = time.Second
+	DefaultGracePeriod  = 30 * time.Second
+	DefaultStackDepth   = 32
+)
+
+// An Option configures a Tracker made by New.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	pollInterval time.Duration
+	grace        time.Duration
+	stackDepth   int
+	onLeak       func(Leak)
+	onResolved   func(Leak)
+	logger       *slog.Logger
+	loggerSet    bool
+	holdLimits   map[Kind]time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		pollInterval: DefaultPollInterval,
+		grace:        DefaultGracePeriod,
+		stackDepth:   DefaultStackDepth,
+	}
+}
+
+// WithPollInterval sets how often the background poller probes sockets and
+// judges leaks. It must be positive. The default is one second.
+func WithPollInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithPollInterval(%v): the interval must be positive", d)
+		}
+		c.pollInterval = d
+		return nil
+	})
+}
+
+// WithGracePeriod sets how long a connection whose peer has closed may go
+// without a Read or Write before it is judged leaked. The grace keeps a
+// server that is still writing its reply to a half-closed peer from being
+// reported. It must not be negative. The default is 30 seconds.
+func WithGracePeriod(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithGracePeriod(%v): the grace period must not be negative", d)
+		}
+		c.grace = d
+		return nil
+	})
+}
+
+// WithStackDepth sets how many frames are captured at each open and close
+// site, from 1 to 256. The default is 32.
+func WithStackDepth(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 || n > maxStackDepth {
+			return fmt.Errorf("WithStackDepth(%d): the depth must be between 1 and %d", n, maxStackDepth)
+		}
+		c.stackDepth = n
+		return nil
+	})
+}
+
+// WithOnLeak registers a callback called once for every resource judged
+// leaked. It runs on the tracker's poller goroutine, never on the goroutine
+// doing I/O; a slow callback delays the next poll, and a panic in it is
+// recovered and logged. A nil callback is ignored.
+func WithOnLeak(fn func(Leak)) Option {
+	return optionFunc(func(c *config) error {
+		c.onLeak = fn
+		return nil
+	})
+}
+
+// WithOnResolved registers a callback called when a resource that was
+// reported leaked is closed after all. It runs like the WithOnLeak callback.
+func WithOnResolved(fn func(Leak)) Option {
+	return optionFunc(func(c *config) error {
+		c.onResolved = fn
+		return nil
+	})
+}
+
+// WithLogger sets the logger for leak reports (Warn level) and resolved
+// events (Info level). By default reports go to slog.Default() as it is when
+// the report is made. A nil logger turns logging off.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		c.logger = l
+		c.loggerSet = true
+		return nil
+	})
+}
+
+// WithHoldLimit sets how long a resource of the given kind may stay open
+// before it is judged leaked with ReasonHeldTooLong, in the style of
+// HikariCP's leakDetectionThreshold. Resources of kinds without a limit are
+// never judged by age, which is the default for every kind. The limit must be
+// positive.
+func WithHoldLimit(kind Kind, d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if kind == "" {
+			return fmt.Errorf("WithHoldLimit: the kind must not be empty")
+		}
+		if d <= 0 {
+			return fmt.Errorf("WithHoldLimit(%q, %v): the limit must be positive", kind, d)
+		}
+		if c.holdLimits == nil {
+			c.holdLimits = make(map[Kind]time.Duration)
+		}
+		c.holdLimits[kind] = d
+		return nil
+	})
+}
+
+// Validate reports the first invalid option, with the option's name in the
+// message, without making a Tracker. New panics with the same error.
+func Validate(opts ...Option) error {
+	c := defaultConfig()
+	return c.applyAll(opts)
+}
+
+func (c *config) applyAll(opts []Option) error {
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.apply(c); err != nil {
+			return fmt.Errorf("connleak/tracker: invalid option: %w", err)
+		}
+	}
+	return nil
+}
+
+// A TrackOption describes a resource given to Track.
+type TrackOption interface {
+	applyTrack(*trackConfig)
+}
+
+type trackOptionFunc func(*trackConfig)
+
+func (f trackOptionFunc) applyTrack(c *trackConfig) { f(c) }
+
+type trackConfig struct {
+	network, local, remote string
+	skip                   int
+	label                  string
+}
+
+// TrackAddrs records the network and addresses a tracked resource talks over,
+// shown in reports. Empty strings are left out.
+func TrackAddrs(network, local, remote string) TrackOption {
+	return trackOptionFunc(func(c *trackConfig) {
+		c.network, c.local, c.remote = network, local, remote
+	})
+}
+
+// TrackCallerSkip skips n more frames when the open-site stack is captured,
+// for integrations that call Track on behalf of their own caller.
+func TrackCallerSkip(n int) TrackOption {
+	return trackOptionFunc(func(c *trackConfig) {
+		if n > 0 {
+			c.skip = n
+		}
+	})
+}
+
+// TrackLabel attaches a short description, such as a SQL statement's first
+// words or a request's method and path, shown in reports. It must not
+// contain credentials.
+func TrackLabel(s string) TrackOption {
+	return trackOptionFunc(func(c *trackConfig) { c.label = s })
+}

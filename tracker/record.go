@@ -1,0 +1,141 @@
+package tracker
+
+import (
+	"io"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// record is the tracker's bookkeeping for one resource. It never points at
+// the resource or its wrapper: the wrapper points at the record, so dropping
+// the wrapper lets the runtime collect the connection and close its socket.
+type record struct {
+	t            *Tracker
+	id           uint64
+	kind         Kind
+	network      string
+	laddr, raddr net.Addr
+	label        string
+	openedAt     int64 // nanoseconds since t.epoch
+	accepted     bool
+	sock         sockHandle
+	open         *stackEntry
+
+	firstIO      atomic.Pointer[stackEntry]
+	peerSeen     atomic.Pointer[stackEntry]
+	closeSite    atomic.Pointer[stackEntry]
+	needFirstIO  atomic.Bool
+	lastIO       atomic.Int64 // nanoseconds since t.epoch; 0: never
+	state        atomic.Int32
+	peerClosedAt atomic.Int64
+	closedAt     atomic.Int64
+	collected    atomic.Bool
+	cleanup      runtime.Cleanup
+
+	// Owned by the poller (guarded by t.pollMu).
+	sockName string
+	reported bool
+	reason   Reason
+}
+
+// observe is called after every Read and Write on a wrapped connection. It
+// must stay cheap and allocation-free: it is on the program's I/O path.
+func (r *record) observe(err error) {
+	if r.needFirstIO.Load() && r.needFirstIO.CompareAndSwap(true, false) {
+		r.firstIO.Store(r.t.stacks.capture(3, r.t.cfg.stackDepth))
+	}
+	r.lastIO.Store(r.t.now())
+	if err != nil && (err == io.EOF || isResetError(err)) {
+		r.sawPeerClose()
+	}
+}
+
+// sawPeerClose notes that a Read or Write told the program the peer is gone,
+// and where.
+func (r *record) sawPeerClose() {
+	if r.peerSeen.Load() == nil {
+		e := r.t.stacks.capture(3, r.t.cfg.stackDepth)
+		if !r.peerSeen.CompareAndSwap(nil, e) {
+			r.t.stacks.release(e)
+		}
+	}
+	r.t.markPeerClosed(r, r.t.now())
+}
+
+// markClosed moves the record to StateClosed; only the first caller wins.
+func (r *record) markClosed() bool {
+	for {
+		old := r.state.Load()
+		if State(old) == StateClosed {
+			return false
+		}
+		if r.state.CompareAndSwap(old, int32(StateClosed)) {
+			return true
+		}
+	}
+}
+
+func stackOf(e *stackEntry) Stack { return Stack{e: e} }
+
+// snapshot copies the record into a Resource. sockName is read by the caller
+// under t.pollMu.
+func (r *record) snapshot(sockName string) Resource {
+	t := r.t
+	res := Resource{
+		ID:                 r.id,
+		Kind:               r.kind,
+		Network:            r.network,
+		Label:              r.label,
+		OpenedAt:           t.wall(r.openedAt),
+		State:              State(r.state.Load()),
+		PeerClosedAt:       t.wall(r.peerClosedAt.Load()),
+		LastIO:             t.wall(r.lastIO.Load()),
+		ClosedAt:           t.wall(r.closedAt.Load()),
+		SocketState:        sockName,
+		Accepted:           r.accepted,
+		Stack:              stackOf(r.open),
+		FirstIOStack:       stackOf(r.firstIO.Load()),
+		PeerCloseSeenStack: stackOf(r.peerSeen.Load()),
+		CloseStack:         stackOf(r.closeSite.Load()),
+	}
+	if r.laddr != nil {
+		res.LocalAddr = r.laddr.String()
+	}
+	if r.raddr != nil {
+		res.RemoteAddr = r.raddr.String()
+	}
+	return res
+}
+
+// leakAt builds the Leak for a record judged leaked at now.
+func (r *record) leakAt(reason Reason, now int64, sockName string) Leak {
+	l := Leak{Resource: r.snapshot(sockName), Reason: reason}
+	since := r.openedAt
+	if reason == ReasonPeerClosed {
+		since = r.peerClosedAt.Load()
+	}
+	if reason == ReasonCollected {
+		now = r.closedAt.Load()
+	}
+	l.For = time.Duration(now - since)
+	return l
+}
+
+// quietSince is when the record last showed a sign of life: its last Read
+// or Write, or the moment its peer closed, whichever is later.
+func (r *record) quietSince() int64 {
+	q := r.peerClosedAt.Load()
+	if io := r.lastIO.Load(); io > q {
+		q = io
+	}
+	return q
+}
+
+// stringAddr is a net.Addr for resources tracked by Track, which know their
+// addresses only as strings.
+type stringAddr struct{ network, addr string }
+
+func (a stringAddr) Network() string { return a.network }
+func (a stringAddr) String() string  { return a.addr }

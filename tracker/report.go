@@ -1,0 +1,163 @@
+package tracker
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+)
+
+// String is the human report of one leak: what leaked and its addresses,
+// its socket state, for how long and why, then the stacks with the user's
+// line first.
+func (l Leak) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "leaked %s for %s: %s\n", l.describe(), l.For.Round(time.Millisecond), l.Reason)
+	fmt.Fprintf(&b, "  at %s\n", l.Site())
+	l.writeStacks(&b)
+	return b.String()
+}
+
+// describe is "conn tcp 127.0.0.1:80 <- 127.0.0.1:5000 (CLOSE_WAIT)".
+func (r Resource) describe() string {
+	var b strings.Builder
+	b.WriteString(string(r.Kind))
+	if r.Network != "" {
+		b.WriteString(" " + r.Network)
+	}
+	if r.LocalAddr != "" {
+		b.WriteString(" " + r.LocalAddr)
+	}
+	if r.RemoteAddr != "" {
+		arrow := " -> "
+		if r.Accepted {
+			arrow = " <- "
+		}
+		b.WriteString(arrow + r.RemoteAddr)
+	}
+	if r.Label != "" {
+		fmt.Fprintf(&b, " %q", r.Label)
+	}
+	state := r.SocketState
+	if state == "" {
+		state = r.State.String()
+	}
+	b.WriteString(" (" + state + ")")
+	return b.String()
+}
+
+func (r Resource) writeStacks(b *strings.Builder) {
+	section := func(title string, s Stack) {
+		if s.IsZero() {
+			return
+		}
+		fmt.Fprintf(b, "  %s:\n", title)
+		for _, line := range strings.Split(strings.TrimRight(s.String(), "\n"), "\n") {
+			b.WriteString("    " + line + "\n")
+		}
+	}
+	if r.Accepted {
+		section("first read/write (the handler that owns it)", r.FirstIOStack)
+	}
+	section("peer close returned to the program at", r.PeerCloseSeenStack)
+	openTitle := "opened at"
+	if r.Accepted {
+		openTitle = "accepted at"
+	}
+	section(openTitle, r.Stack)
+	section("closed at", r.CloseStack)
+}
+
+// LeakGroup is the leaks that share a kind, a reason and the same stacks:
+// the same line of code leaking again and again.
+type LeakGroup struct {
+	Site   Frame
+	Kind   Kind
+	Reason Reason
+	Leaks  []Leak // oldest leak first
+}
+
+// Count is the number of leaks in the group.
+func (g LeakGroup) Count() int { return len(g.Leaks) }
+
+// exampleAddrs bounds how many addresses a group report lists.
+const exampleAddrs = 5
+
+// String reports the group once: how many, where, a few of the addresses,
+// and the stacks of the first leak.
+func (g LeakGroup) String() string {
+	if len(g.Leaks) == 0 {
+		return ""
+	}
+	first := g.Leaks[0]
+	var b strings.Builder
+	noun := "leak"
+	if len(g.Leaks) > 1 {
+		noun = "leaks"
+	}
+	fmt.Fprintf(&b, "%d %s of %s: %s\n", len(g.Leaks), noun, g.Kind, g.Reason)
+	fmt.Fprintf(&b, "  at %s\n", g.Site)
+	for i, l := range g.Leaks {
+		if i == exampleAddrs {
+			fmt.Fprintf(&b, "  ... and %d more\n", len(g.Leaks)-exampleAddrs)
+			break
+		}
+		fmt.Fprintf(&b, "  - %s for %s\n", l.describe(), l.For.Round(time.Millisecond))
+	}
+	first.writeStacks(&b)
+	return b.String()
+}
+
+func (g LeakGroup) attrs() []slog.Attr {
+	first := g.Leaks[0]
+	return []slog.Attr{
+		slog.Int("count", len(g.Leaks)),
+		slog.String("kind", string(g.Kind)),
+		slog.String("reason", g.Reason.String()),
+		slog.String("site", g.Site.String()),
+		slog.String("network", first.Network),
+		slog.String("local", first.LocalAddr),
+		slog.String("remote", first.RemoteAddr),
+		slog.String("state", first.SocketState),
+		slog.Duration("for", first.For),
+		slog.String("stack", first.Stack.String()),
+	}
+}
+
+type groupKey struct {
+	kind          Kind
+	reason        Reason
+	open, firstIO *stackEntry
+}
+
+// GroupLeaks groups leaks by kind, reason and stacks, largest group first.
+func GroupLeaks(leaks []Leak) []LeakGroup {
+	idx := make(map[groupKey]int)
+	var groups []LeakGroup
+	for _, l := range leaks {
+		k := groupKey{l.Kind, l.Reason, l.Stack.e, l.FirstIOStack.e}
+		i, ok := idx[k]
+		if !ok {
+			i = len(groups)
+			idx[k] = i
+			groups = append(groups, LeakGroup{Site: l.Site(), Kind: l.Kind, Reason: l.Reason})
+		}
+		groups[i].Leaks = append(groups[i].Leaks, l)
+	}
+	sort.SliceStable(groups, func(i, j int) bool { return len(groups[i].Leaks) > len(groups[j].Leaks) })
+	return groups
+}
+
+func sortResources(rs []Resource) {
+	sort.Slice(rs, func(i, j int) bool {
+		if !rs[i].OpenedAt.Equal(rs[j].OpenedAt) {
+			return rs[i].OpenedAt.Before(rs[j].OpenedAt)
+		}
+		return rs[i].ID < rs[j].ID
+	})
+}
+
+func sortLeaks(ls []Leak) {
+	sort.Slice(ls, func(i, j int) bool { return ls[i].ID < ls[j].ID })
+}

@@ -1,0 +1,431 @@
+package tracker
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tracker records every resource wrapped or tracked through it, watches
+// connections for a peer that has closed while the program has not, and
+// reports leaks. It is safe for concurrent use. The zero value is not usable:
+// make one with New, or use Default.
+type Tracker struct {
+	cfg    config
+	epoch  time.Time
+	stacks *stackTable
+	engine engine
+	nextID atomic.Uint64
+
+	shards [registryShards]struct {
+		mu sync.Mutex
+		m  map[uint64]*record
+	}
+
+	// suspects are the records the poller judges each tick: connections whose
+	// peer has closed, and resources whose kind has a hold limit.
+	susMu    sync.Mutex
+	suspects map[uint64]*record
+
+	// pending holds records collected by the runtime, for the poller to
+	// report; the runtime's cleanup goroutine must not run callbacks.
+	pendMu      sync.Mutex
+	pending     []*record
+	pendDropped int
+
+	pollMu    sync.Mutex // serializes Poll, Open and Leaks
+	collected []Leak     // most recent collected-without-Close leaks, bounded
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+const (
+	registryShards = 32
+	maxPending     = 1 << 14
+	maxCollected   = 1024
+)
+
+// New makes a Tracker and starts its poller. Invalid options are a
+// programming error: New panics with an error naming the option (Validate
+// returns the same error without panicking). Call Close to stop the poller.
+func New(opts ...Option) *Tracker {
+	cfg := defaultConfig()
+	if err := cfg.applyAll(opts); err != nil {
+		panic(err)
+	}
+	t := &Tracker{
+		cfg:      cfg,
+		epoch:    time.Now(),
+		stacks:   newStackTable(),
+		engine:   newEngine(),
+		suspects: make(map[uint64]*record),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for i := range t.shards {
+		t.shards[i].m = make(map[uint64]*record)
+	}
+	go t.run()
+	return t
+}
+
+var (
+	defaultOnce    sync.Once
+	defaultTracker *Tracker
+)
+
+// Default returns the process-wide Tracker, made with default options the
+// first time it is asked for. It is never closed.
+func Default() *Tracker {
+	defaultOnce.Do(func() { defaultTracker = New() })
+	return defaultTracker
+}
+
+// Close stops the poller and waits for it to finish. Wrapped connections
+// keep working and are still recorded; Poll can still be called. Close is
+// idempotent and always returns nil.
+func (t *Tracker) Close() error {
+	t.closeOnce.Do(func() {
+		close(t.stop)
+		<-t.done
+		t.engine.close()
+	})
+	return nil
+}
+
+func (t *Tracker) run() {
+	defer close(t.done)
+	tick := time.NewTicker(t.cfg.pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+			t.Poll()
+		}
+	}
+}
+
+// now is the tracker's clock: monotonic nanoseconds since the tracker was
+// made, cheap enough for the I/O path and immune to wall-clock jumps.
+func (t *Tracker) now() int64 { return int64(time.Since(t.epoch)) }
+
+// wall converts a tracker clock reading to a time.Time; 0 is the zero time.
+func (t *Tracker) wall(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return t.epoch.Add(time.Duration(ns))
+}
+
+// newRecord registers a record for a resource opened skip frames above
+// newRecord's caller.
+func (t *Tracker) newRecord(kind Kind, skip int) *record {
+	r := &record{
+		t:        t,
+		id:       t.nextID.Add(1),
+		kind:     kind,
+		openedAt: t.now(),
+		open:     t.stacks.capture(skip+1, t.cfg.stackDepth),
+	}
+	if r.openedAt == 0 {
+		r.openedAt = 1 // 0 means "never" in the record's clock fields
+	}
+	return r
+}
+
+func (t *Tracker) register(r *record) {
+	sh := &t.shards[r.id%registryShards]
+	sh.mu.Lock()
+	sh.m[r.id] = r
+	sh.mu.Unlock()
+	if limit, ok := t.cfg.holdLimits[r.kind]; ok && limit > 0 {
+		t.addSuspect(r)
+	}
+}
+
+func (t *Tracker) unregister(r *record) {
+	sh := &t.shards[r.id%registryShards]
+	sh.mu.Lock()
+	delete(sh.m, r.id)
+	sh.mu.Unlock()
+}
+
+func (t *Tracker) addSuspect(r *record) {
+	t.susMu.Lock()
+	t.suspects[r.id] = r
+	t.susMu.Unlock()
+}
+
+// markPeerClosed records that the peer of r has gone.
+func (t *Tracker) markPeerClosed(r *record, now int64) {
+	if !r.state.CompareAndSwap(int32(StateActive), int32(StatePeerClosed)) {
+		return
+	}
+	r.peerClosedAt.Store(now)
+	t.addSuspect(r)
+}
+
+// release ends tracking of r because the program closed it. It runs before
+// the underlying Close, so that the socket is no longer probed when its
+// descriptor number is freed.
+func (t *Tracker) release(r *record, skip int) {
+	if !r.markClosed() {
+		return
+	}
+	r.closedAt.Store(t.now())
+	r.closeSite.Store(t.stacks.capture(skip+1, t.cfg.stackDepth))
+	r.cleanup.Stop()
+	t.forget(r)
+}
+
+// forget drops r from the registry and the engine and returns its stacks.
+func (t *Tracker) forget(r *record) {
+	if r.sock.ok {
+		t.engine.unwatch(r)
+	}
+	t.unregister(r)
+	t.stacks.release(r.open)
+	t.stacks.release(r.firstIO.Load())
+	t.stacks.release(r.peerSeen.Load())
+	t.stacks.release(r.closeSite.Load())
+}
+
+// collectedCleanup runs on the runtime's cleanup goroutine when a wrapper or
+// Handle was garbage-collected without Close. It only queues the record: the
+// report is made by the poller.
+func collectedCleanup(r *record) {
+	if !r.markClosed() {
+		return
+	}
+	t := r.t
+	r.collected.Store(true)
+	r.closedAt.Store(t.now())
+	t.forget(r)
+	t.pendMu.Lock()
+	if len(t.pending) < maxPending {
+		t.pending = append(t.pending, r)
+	} else {
+		t.pendDropped++
+	}
+	t.pendMu.Unlock()
+}
+
+// watchCollection arranges for collectedCleanup to run if obj is dropped
+// without being closed.
+func watchCollection[T any](obj *T, r *record) {
+	r.cleanup = runtime.AddCleanup(obj, collectedCleanup, r)
+}
+
+// all returns every registered record.
+func (t *Tracker) all() []*record {
+	var out []*record
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, r := range sh.m {
+			out = append(out, r)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// Open returns a snapshot of every resource open now, oldest first.
+func (t *Tracker) Open() []Resource {
+	recs := t.all()
+	t.pollMu.Lock()
+	out := make([]Resource, 0, len(recs))
+	for _, r := range recs {
+		if State(r.state.Load()) != StateClosed {
+			out = append(out, r.snapshot(r.sockName))
+		}
+	}
+	t.pollMu.Unlock()
+	sortResources(out)
+	return out
+}
+
+// Leaks returns every open resource judged leaked now, by the state the
+// tracker knows: call Poll first to probe sockets this instant.
+func (t *Tracker) Leaks() []Leak {
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	now := t.now()
+	var out []Leak
+	for _, r := range t.suspectList() {
+		if reason := t.judge(r, now); reason != 0 {
+			out = append(out, r.leakAt(reason, now, r.sockName))
+		}
+	}
+	sortLeaks(out)
+	return out
+}
+
+// Collected returns the most recent resources that were garbage-collected
+// without Close (at most 1024), oldest first. They are gone, so Leaks no
+// longer lists them.
+func (t *Tracker) Collected() []Leak {
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	return append([]Leak(nil), t.collected...)
+}
+
+func (t *Tracker) suspectList() []*record {
+	t.susMu.Lock()
+	defer t.susMu.Unlock()
+	out := make([]*record, 0, len(t.suspects))
+	for _, r := range t.suspects {
+		out = append(out, r)
+	}
+	return out
+}
+
+// judge returns why r is leaked at now, or 0 if it is not.
+func (t *Tracker) judge(r *record, now int64) Reason {
+	switch State(r.state.Load()) {
+	case StatePeerClosed:
+		if r.kind != KindListener && now-r.quietSince() > int64(t.cfg.grace) {
+			return ReasonPeerClosed
+		}
+	case StateClosed:
+		return 0
+	}
+	if limit, ok := t.cfg.holdLimits[r.kind]; ok && now-r.openedAt > int64(limit) {
+		return ReasonHeldTooLong
+	}
+	return 0
+}
+
+// Poll runs one detection tick now, synchronously: it probes the tracked
+// sockets, judges leaks, and reports new leaks, resolved leaks and
+// collected resources. The poller calls it every poll interval; tests and
+// tools call it to see the present state without waiting.
+func (t *Tracker) Poll() {
+	t.pollMu.Lock()
+	now := t.now()
+	t.engine.poll(func(r *record, p sockProbe) {
+		if p.name != "" {
+			r.sockName = p.name
+		}
+		if p.state >= sockPeerClosed && r.kind != KindListener {
+			t.markPeerClosed(r, now)
+		}
+	})
+
+	var fresh, resolved, gone []Leak
+	for _, r := range t.suspectList() {
+		if State(r.state.Load()) == StateClosed {
+			t.susMu.Lock()
+			delete(t.suspects, r.id)
+			t.susMu.Unlock()
+			if r.reported && !r.collected.Load() {
+				resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
+			}
+			continue
+		}
+		if r.reported {
+			continue
+		}
+		if reason := t.judge(r, now); reason != 0 {
+			r.reported, r.reason = true, reason
+			fresh = append(fresh, r.leakAt(reason, now, r.sockName))
+		}
+	}
+
+	t.pendMu.Lock()
+	pend, dropped := t.pending, t.pendDropped
+	t.pending, t.pendDropped = nil, 0
+	t.pendMu.Unlock()
+	for _, r := range pend {
+		l := r.leakAt(ReasonCollected, now, r.sockName)
+		gone = append(gone, l)
+	}
+	t.collected = append(t.collected, gone...)
+	if over := len(t.collected) - maxCollected; over > 0 {
+		t.collected = append(t.collected[:0:0], t.collected[over:]...)
+	}
+	t.pollMu.Unlock()
+
+	t.report(fresh, resolved, gone, dropped)
+}
+
+// report delivers the events of one tick. Logs are grouped by open site, so a
+// thousand leaks from one line make one log record, not a thousand.
+func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int) {
+	leaks := append(fresh, gone...)
+	if len(leaks) == 0 && len(resolved) == 0 && dropped == 0 {
+		return
+	}
+	if fn := t.cfg.onLeak; fn != nil {
+		for _, l := range leaks {
+			t.safeCall(fn, l)
+		}
+	}
+	if fn := t.cfg.onResolved; fn != nil {
+		for _, l := range resolved {
+			t.safeCall(fn, l)
+		}
+	}
+	logger := t.logger()
+	if logger == nil {
+		return
+	}
+	ctx := context.Background()
+	for _, g := range GroupLeaks(leaks) {
+		logger.LogAttrs(ctx, slog.LevelWarn, "connleak: leak", g.attrs()...)
+	}
+	for _, l := range resolved {
+		logger.LogAttrs(ctx, slog.LevelInfo, "connleak: leak resolved",
+			slog.Uint64("id", l.ID),
+			slog.String("kind", string(l.Kind)),
+			slog.String("site", l.Site().String()),
+			slog.String("local", l.LocalAddr),
+			slog.String("remote", l.RemoteAddr),
+			slog.String("closed_at", l.CloseStack.Headline().String()))
+	}
+	if dropped > 0 {
+		logger.LogAttrs(ctx, slog.LevelWarn, "connleak: collected resources not reported: queue full",
+			slog.Int("dropped", dropped))
+	}
+}
+
+func (t *Tracker) logger() *slog.Logger {
+	if t.cfg.loggerSet {
+		return t.cfg.logger
+	}
+	return slog.Default()
+}
+
+// safeCall runs a user callback; a panic in it is logged, never propagated
+// into the poller.
+func (t *Tracker) safeCall(fn func(Leak), l Leak) {
+	defer func() {
+		if p := recover(); p != nil {
+			if lg := t.logger(); lg != nil {
+				lg.Error("connleak: leak callback panicked", slog.Any("panic", p))
+			}
+		}
+	}()
+	fn(l)
+}
+
+// registerConn fills the socket fields of r from c and starts watching it.
+func (t *Tracker) registerConn(r *record, c net.Conn) {
+	r.laddr, r.raddr = c.LocalAddr(), c.RemoteAddr()
+	if r.laddr != nil {
+		r.network = r.laddr.Network()
+	}
+	r.sock = socketOf(c, r.network)
+	t.register(r)
+	if r.sock.ok && r.sock.stream {
+		t.engine.watch(r)
+	}
+}

@@ -1,0 +1,116 @@
+package tracker
+
+import (
+	"strconv"
+	"time"
+)
+
+// Kind names a kind of tracked resource. Integrations add their own kinds,
+// such as an HTTP response body or an SQL transaction.
+type Kind string
+
+// The kinds the tracker itself creates.
+const (
+	KindConn     Kind = "conn"
+	KindListener Kind = "listener"
+)
+
+// State is where a tracked resource is in its life.
+type State int
+
+const (
+	// StateActive: open, and nothing says the peer has gone.
+	StateActive State = iota
+	// StatePeerClosed: open here, but the peer has closed or reset the
+	// connection (the kernel says CLOSE_WAIT or CLOSE, or a Read returned EOF
+	// or a reset).
+	StatePeerClosed
+	// StateClosed: closed by the program, or collected by the runtime.
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateActive:
+		return "active"
+	case StatePeerClosed:
+		return "peer-closed"
+	case StateClosed:
+		return "closed"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Reason says why a resource was judged leaked.
+type Reason int
+
+const (
+	// ReasonPeerClosed: the peer closed the connection, and the program has
+	// neither closed it nor used it for the grace period.
+	ReasonPeerClosed Reason = iota + 1
+	// ReasonHeldTooLong: the resource has been open longer than its kind's
+	// hold limit (see WithHoldLimit).
+	ReasonHeldTooLong
+	// ReasonCollected: the program dropped the resource without closing it
+	// and the garbage collector reclaimed it.
+	ReasonCollected
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonPeerClosed:
+		return "peer closed, never closed here"
+	case ReasonHeldTooLong:
+		return "held longer than its hold limit"
+	case ReasonCollected:
+		return "garbage-collected without Close"
+	}
+	return "Reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Resource is a snapshot of one tracked resource.
+type Resource struct {
+	ID                    uint64
+	Kind                  Kind
+	Network               string
+	LocalAddr, RemoteAddr string
+	Label                 string // set by the integration that tracked it; never credentials
+	OpenedAt              time.Time
+	State                 State
+	PeerClosedAt          time.Time // zero unless the peer has closed
+	LastIO                time.Time // last Read or Write; zero if none yet
+	ClosedAt              time.Time // zero unless closed
+	// SocketState is the kernel's name for the socket's state as last probed
+	// ("ESTABLISHED", "CLOSE_WAIT", ...); empty when unknown.
+	SocketState string
+	// Accepted is true for connections returned by a wrapped listener.
+	Accepted bool
+	// Stack is the open site: where the resource was dialed, accepted,
+	// wrapped or tracked.
+	Stack Stack
+	// FirstIOStack is where an accepted connection was first read or written:
+	// the handler that owns it, when the open site is a shared accept loop.
+	FirstIOStack Stack
+	// PeerCloseSeenStack is where a Read returned EOF or a reset to the
+	// program: the code that learned the peer had gone.
+	PeerCloseSeenStack Stack
+	// CloseStack is where the resource was closed; empty while open.
+	CloseStack Stack
+}
+
+// Site is the resource's headline: the user's line that owns it. For an
+// accepted connection this is the first Read or Write when there is one,
+// since the accept loop is shared by every connection.
+func (r Resource) Site() Frame {
+	if r.Accepted && !r.FirstIOStack.IsZero() {
+		return r.FirstIOStack.Headline()
+	}
+	return r.Stack.Headline()
+}
+
+// Leak is a resource judged leaked, and why.
+type Leak struct {
+	Resource
+	Reason Reason
+	For    time.Duration // how long it has been leaking
+}
