@@ -80,7 +80,7 @@ func (c *tcpConn) WriteTo(w io.Writer) (int64, error) {
 	n, err := c.tcp.WriteTo(unwrapWriter(w))
 	c.rec.observe(err)
 	if err == nil {
-		c.rec.sawPeerClose()
+		c.rec.sawPeerClose(1)
 	}
 	return n, err
 }
@@ -148,7 +148,7 @@ func readFrom(dst *net.TCPConn, r io.Reader) (int64, error) {
 		if rec != nil {
 			rec.observe(err)
 			if err == nil {
-				rec.sawPeerClose() // ReadFrom stops cleanly only at the source's EOF
+				rec.sawPeerClose(2) // ReadFrom stops cleanly only at the source's EOF
 			}
 		}
 		return n, err

@@ -44,19 +44,20 @@ type record struct {
 // must stay cheap and allocation-free: it is on the program's I/O path.
 func (r *record) observe(err error) {
 	if r.needFirstIO.Load() && r.needFirstIO.CompareAndSwap(true, false) {
-		r.firstIO.Store(r.t.stacks.capture(3, r.t.cfg.stackDepth))
+		// observe <- wrapper method <- the handler's line
+		r.firstIO.Store(r.t.stacks.capture(2, r.t.cfg.stackDepth))
 	}
 	r.lastIO.Store(r.t.now())
 	if err != nil && (err == io.EOF || isResetError(err)) {
-		r.sawPeerClose()
+		r.sawPeerClose(2)
 	}
 }
 
 // sawPeerClose notes that a Read or Write told the program the peer is gone,
-// and where.
-func (r *record) sawPeerClose() {
+// and where: skip frames above sawPeerClose's caller is the program's line.
+func (r *record) sawPeerClose(skip int) {
 	if r.peerSeen.Load() == nil {
-		e := r.t.stacks.capture(3, r.t.cfg.stackDepth)
+		e := r.t.stacks.capture(skip+1, r.t.cfg.stackDepth)
 		if !r.peerSeen.CompareAndSwap(nil, e) {
 			r.t.stacks.release(e)
 		}

@@ -1,0 +1,83 @@
+package tracker
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// leakLog collects the events a tracker reports, for assertions.
+type leakLog struct {
+	mu       sync.Mutex
+	leaks    []Leak
+	resolved []Leak
+}
+
+func (l *leakLog) onLeak(x Leak)     { l.mu.Lock(); l.leaks = append(l.leaks, x); l.mu.Unlock() }
+func (l *leakLog) onResolved(x Leak) { l.mu.Lock(); l.resolved = append(l.resolved, x); l.mu.Unlock() }
+
+func (l *leakLog) Leaks() []Leak {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Leak(nil), l.leaks...)
+}
+
+func (l *leakLog) Resolved() []Leak {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Leak(nil), l.resolved...)
+}
+
+// newTestTracker makes a tracker whose poller never fires on its own (tests
+// call Poll), reporting into a leakLog, closed at the end of the test.
+func newTestTracker(t testing.TB, opts ...Option) (*Tracker, *leakLog) {
+	t.Helper()
+	log := &leakLog{}
+	base := []Option{WithPollInterval(time.Hour), WithGracePeriod(0), WithLogger(nil),
+		WithOnLeak(log.onLeak), WithOnResolved(log.onResolved)}
+	tr := New(append(base, opts...)...)
+	t.Cleanup(func() { tr.Close() })
+	return tr, log
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// dialPair returns a tracked client conn and the raw server side of the
+// same loopback connection.
+func dialPair(t testing.TB, tr *Tracker) (client net.Conn, server net.Conn) {
+	t.Helper()
+	ln := listen(t)
+	client, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// pollUntil polls tr until cond holds or the deadline passes. The kernel
+// processes a loopback FIN asynchronously, so a probe right after the peer's
+// Close may still see ESTABLISHED.
+func pollUntil(t testing.TB, tr *Tracker, within time.Duration, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		tr.Poll()
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,477 @@
+package tracker
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestWrapNil(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	assert.Nil(t, tr.WrapConn(nil))
+	assert.Nil(t, tr.WrapListener(nil))
+	assert.Nil(t, Unwrap(nil))
+	var h *Handle
+	h.Close() // a nil Handle is safe
+	assert.Zero(t, h.ID())
+}
+
+func TestDoubleCloseReturnsWhatTheConnReturns(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	client, _ := dialPair(t, tr)
+	require.NoError(t, client.Close())
+	err := client.Close()
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.Empty(t, tr.Open())
+
+	// The very error the unwrapped conn gives on a second Close.
+	var opErr *net.OpError
+	require.ErrorAs(t, err, &opErr)
+	assert.Equal(t, "close", opErr.Op)
+	assert.Equal(t, client.RemoteAddr(), opErr.Addr)
+}
+
+func TestUnwrap(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	other, _ := newTestTracker(t)
+	client, _ := dialPair(t, tr)
+	raw := Unwrap(client)
+	_, isTCP := raw.(*net.TCPConn)
+	assert.True(t, isTCP)
+	assert.Same(t, raw, Unwrap(raw), "an unwrapped conn is returned as is")
+	assert.Same(t, client, tr.WrapConn(client), "wrapping twice with one tracker is a no-op")
+	twice := other.WrapConn(client)
+	assert.NotSame(t, client, twice)
+	assert.Same(t, raw, Unwrap(twice), "Unwrap peels every layer")
+	assert.Len(t, other.Open(), 1)
+	require.NoError(t, twice.Close())
+	assert.Empty(t, other.Open())
+}
+
+// The interfaces a *net.TCPConn offers, that code type-asserts for.
+type tcpMethods interface {
+	CloseRead() error
+	CloseWrite() error
+	SyscallConn() (syscall.RawConn, error)
+	ReadFrom(io.Reader) (int64, error)
+	WriteTo(io.Writer) (int64, error)
+	SetKeepAlive(bool) error
+	SetKeepAlivePeriod(time.Duration) error
+	SetKeepAliveConfig(net.KeepAliveConfig) error
+	SetLinger(int) error
+	SetNoDelay(bool) error
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
+	MultipathTCP() (bool, error)
+	File() (*os.File, error)
+}
+
+type unixMethods interface {
+	CloseRead() error
+	CloseWrite() error
+	SyscallConn() (syscall.RawConn, error)
+	ReadFrom([]byte) (int, net.Addr, error)
+	ReadFromUnix([]byte) (int, *net.UnixAddr, error)
+	ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *net.UnixAddr, err error)
+	WriteTo([]byte, net.Addr) (int, error)
+	WriteToUnix([]byte, *net.UnixAddr) (int, error)
+	WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error)
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
+	File() (*os.File, error)
+}
+
+var (
+	_ tcpMethods  = (*net.TCPConn)(nil)
+	_ tcpMethods  = (*tcpConn)(nil)
+	_ unixMethods = (*net.UnixConn)(nil)
+	_ unixMethods = (*unixConn)(nil)
+)
+
+func TestTCPConnKeepsItsMethods(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	client, server := dialPair(t, tr)
+	tc, ok := client.(tcpMethods)
+	require.True(t, ok, "a wrapped *net.TCPConn must keep every method")
+	require.NoError(t, tc.SetNoDelay(true))
+	require.NoError(t, tc.SetKeepAlive(true))
+	require.NoError(t, tc.SetKeepAlivePeriod(time.Minute))
+	require.NoError(t, tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: time.Minute}))
+	require.NoError(t, tc.SetReadBuffer(1<<16))
+	require.NoError(t, tc.SetWriteBuffer(1<<16))
+	_, err := tc.MultipathTCP()
+	require.NoError(t, err)
+	rc, err := tc.SyscallConn()
+	require.NoError(t, err)
+	require.NoError(t, rc.Control(func(uintptr) {}))
+
+	// CloseWrite sends FIN; the wrapper stays open and tracked.
+	require.NoError(t, tc.CloseWrite())
+	got, err := io.ReadAll(server)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	assert.Len(t, tr.Open(), 1)
+	require.NoError(t, tc.SetLinger(0))
+	require.NoError(t, tc.CloseRead())
+}
+
+// io.Copy between two wrapped TCP conns goes through ReadFrom/WriteTo of the
+// underlying *net.TCPConn (splice on Linux), and sees the source's EOF.
+func TestCopyBetweenWrappedConnsUsesTCPFastPath(t *testing.T) {
+	tr, _ := newTestTracker(t, WithGracePeriod(time.Hour))
+	src, srcPeer := dialPair(t, tr)
+	dst, dstPeer := dialPair(t, tr)
+
+	_, isReaderFrom := dst.(io.ReaderFrom)
+	require.True(t, isReaderFrom)
+	inner, rec := unwrapReader(src)
+	assert.IsType(t, (*net.TCPConn)(nil), inner, "ReadFrom must hand the raw source to *net.TCPConn")
+	assert.NotNil(t, rec)
+
+	payload := bytes.Repeat([]byte("connleak"), 64<<10)
+	go func() {
+		srcPeer.Write(payload)
+		srcPeer.Close()
+	}()
+	received := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(dstPeer)
+		received <- b
+	}()
+	n, err := io.Copy(dst, src)
+	require.NoError(t, err)
+	assert.EqualValues(t, len(payload), n)
+	require.NoError(t, dst.Close())
+	assert.Equal(t, payload, <-received)
+
+	// The copy ended at the source's EOF: the source's peer has closed.
+	open := tr.Open()
+	require.Len(t, open, 1)
+	assert.Equal(t, StatePeerClosed, open[0].State)
+
+	// A LimitedReader around a wrapped conn keeps its count right.
+	lsrc, lpeer := dialPair(t, tr)
+	ldst, ldstPeer := dialPair(t, tr)
+	go lpeer.Write([]byte("0123456789"))
+	lr := &io.LimitedReader{R: lsrc, N: 4}
+	n, err = ldst.(io.ReaderFrom).ReadFrom(lr)
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, n)
+	assert.EqualValues(t, 0, lr.N)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(ldstPeer, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "0123", string(buf))
+
+	// WriteTo: copy from a wrapped conn to a plain writer.
+	wsrc, wpeer := dialPair(t, tr)
+	go func() { wpeer.Write([]byte("hello")); wpeer.Close() }()
+	var out bytes.Buffer
+	_, err = wsrc.(io.WriterTo).WriteTo(&out)
+	require.NoError(t, err)
+	assert.Equal(t, "hello", out.String())
+}
+
+func TestUnixConnKeepsItsMethods(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("unix sockets are not available on every windows")
+	}
+	tr, _ := newTestTracker(t)
+	path := t.TempDir() + "/s"
+	ln := tr.WrapListener(mustListen(t, "unix", path))
+	defer ln.Close()
+	_, ok := ln.(interface{ SetUnlinkOnClose(bool) })
+	assert.True(t, ok)
+	_, ok = ln.(interface{ SetDeadline(time.Time) error })
+	assert.True(t, ok)
+	c, err := tr.WrapDialer(nil)(t.Context(), "unix", path)
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+	for _, x := range []net.Conn{c, s} {
+		uc, ok := x.(unixMethods)
+		require.True(t, ok, "a wrapped *net.UnixConn must keep every method")
+		require.NoError(t, uc.SetReadBuffer(4096))
+	}
+	require.NoError(t, c.(unixMethods).CloseWrite())
+	b, err := io.ReadAll(s)
+	require.NoError(t, err)
+	assert.Empty(t, b)
+}
+
+// Any conn type with SyscallConn keeps it, so socket options stay reachable.
+func TestOtherConnKeepsSyscallConn(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer pc.Close()
+	u, err := net.Dial("udp", pc.LocalAddr().String())
+	require.NoError(t, err)
+	w := tr.WrapConn(u)
+	_, ok := w.(syscall.Conn)
+	assert.True(t, ok)
+	_, err = w.Write([]byte("ping"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	// A conn type without it does not grow one.
+	a, b := net.Pipe()
+	defer b.Close()
+	wp := tr.WrapConn(a)
+	_, ok = wp.(syscall.Conn)
+	assert.False(t, ok)
+	require.NoError(t, wp.Close())
+	assert.Empty(t, tr.Open())
+}
+
+func mustListen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	require.NoError(t, err)
+	return ln
+}
+
+func TestTCPListenerKeepsItsMethods(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	ln := tr.WrapListener(listen(t))
+	_, ok := ln.(syscall.Conn)
+	assert.True(t, ok)
+	dl, ok := ln.(interface{ SetDeadline(time.Time) error })
+	require.True(t, ok)
+	require.NoError(t, dl.SetDeadline(time.Now().Add(10*time.Millisecond)))
+	_, err := ln.Accept()
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout(), "Accept errors are returned unchanged")
+}
+
+// An accepted conn's report names the handler that first used it, not only
+// the shared accept loop.
+func TestAcceptedConnRecordsHandler(t *testing.T) {
+	tr, log := newTestTracker(t)
+	ln := tr.WrapListener(listen(t))
+	done := make(chan net.Conn, 1)
+	go acceptLoop(ln, done)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_, err = client.Write([]byte("hi\n"))
+	require.NoError(t, err)
+	server := <-done
+	defer server.Close()
+	require.NoError(t, client.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	l := log.Leaks()[0]
+	assert.True(t, l.Accepted)
+	assert.Equal(t, "github.com/connleak/connleak/tracker.forgetfulHandler", l.Site().Function)
+	assert.Equal(t, "github.com/connleak/connleak/tracker.acceptLoop", l.Stack.Headline().Function)
+	report := l.String()
+	assert.Contains(t, report, "first read/write")
+	assert.Contains(t, report, "accepted at")
+	assert.Contains(t, report, "CLOSE_WAIT")
+	assert.Contains(t, report, " <- "+client.LocalAddr().String())
+	t.Log(report)
+}
+
+//go:noinline
+func acceptLoop(ln net.Listener, out chan<- net.Conn) {
+	c, err := ln.Accept()
+	if err != nil {
+		close(out)
+		return
+	}
+	forgetfulHandler(c, out)
+}
+
+//go:noinline
+func forgetfulHandler(c net.Conn, out chan<- net.Conn) {
+	buf := make([]byte, 3)
+	c.Read(buf) // the handler's first read: it owns the conn now
+	out <- c
+}
+
+// Many conns opened at one site share one interned stack.
+func TestStacksAreInterned(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	ln := listen(t)
+	var conns []net.Conn
+	for range 50 {
+		c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		conns = append(conns, c)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		defer s.Close()
+	}
+	open := tr.Open()
+	require.Len(t, open, 50)
+	for _, r := range open[1:] {
+		assert.Same(t, open[0].Stack.e, r.Stack.e)
+	}
+	assert.Equal(t, int64(50), open[0].Stack.e.refs.Load())
+	for _, c := range conns {
+		c.Close()
+	}
+	assert.Equal(t, int64(0), open[0].Stack.e.refs.Load())
+}
+
+func TestStackTableForgetsUnusedSitesWhenFull(t *testing.T) {
+	st := newStackTable()
+	for i := range stackTableSweepAt * 2 {
+		e := st.intern([]uintptr{uintptr(i + 1)})
+		st.release(e)
+	}
+	assert.LessOrEqual(t, st.size(), stackTableSweepAt)
+	kept := st.intern([]uintptr{1, 2, 3})
+	for i := range stackTableSweepAt * 2 {
+		st.release(st.intern([]uintptr{uintptr(i + 10)}))
+	}
+	assert.Same(t, kept, st.intern([]uintptr{1, 2, 3}), "a stack in use is never forgotten")
+}
+
+func TestFuncPackageAndHeadline(t *testing.T) {
+	for fn, want := range map[string]string{
+		"net/http.(*Transport).dialConn":                   "net/http",
+		"net.(*Dialer).DialContext":                        "net",
+		"github.com/connleak/connleak/tracker.(*conn).Read": "github.com/connleak/connleak/tracker",
+		"main.main.func1":                                  "main",
+		"example.com/a.b/c.F":                              "example.com/a.b/c",
+	} {
+		assert.Equal(t, want, funcPackage(fn), fn)
+	}
+	assert.True(t, isLibraryFrame(Frame{Function: "net/http.(*Transport).dialConn", File: "transport.go"}))
+	assert.True(t, isLibraryFrame(Frame{Function: "internal/poll.(*FD).Read", File: "fd.go"}))
+	assert.False(t, isLibraryFrame(Frame{Function: "network/x.F", File: "x.go"}), "matched on whole path segments")
+	assert.False(t, isLibraryFrame(Frame{Function: "github.com/connleak/connleak/tracker.TestX", File: "x_test.go"}))
+	assert.False(t, isLibraryFrame(Frame{Function: "github.com/connleak/connleak/examples/closewait.main", File: "main.go"}))
+}
+
+func TestOptionsAreValidated(t *testing.T) {
+	for _, tc := range []struct {
+		opt  Option
+		name string
+	}{
+		{WithPollInterval(0), "WithPollInterval"},
+		{WithPollInterval(-time.Second), "WithPollInterval"},
+		{WithGracePeriod(-1), "WithGracePeriod"},
+		{WithStackDepth(0), "WithStackDepth"},
+		{WithStackDepth(1000), "WithStackDepth"},
+		{WithHoldLimit("tx", 0), "WithHoldLimit"},
+		{WithHoldLimit("", time.Second), "WithHoldLimit"},
+	} {
+		err := Validate(tc.opt)
+		require.Error(t, err, tc.name)
+		assert.Contains(t, err.Error(), tc.name)
+		assert.PanicsWithError(t, err.Error(), func() { New(tc.opt) })
+	}
+	assert.NoError(t, Validate(WithPollInterval(time.Millisecond), WithGracePeriod(0), WithStackDepth(1), nil))
+}
+
+func TestStackDepthIsHonoured(t *testing.T) {
+	tr, _ := newTestTracker(t, WithStackDepth(2))
+	h := tr.Track("x")
+	defer h.Close()
+	assert.Len(t, tr.Open()[0].Stack.PCs(), 2)
+}
+
+func TestLogsAreGroupedBySite(t *testing.T) {
+	var buf bytes.Buffer
+	tr := New(WithPollInterval(time.Hour), WithGracePeriod(0), WithLogger(newTextLogger(&buf)))
+	defer tr.Close()
+	ln := listen(t)
+	var servers []net.Conn
+	for range 5 {
+		c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		s.Close()
+	}
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(tr.Leaks()) == 5 }))
+	tr.Poll()
+	out := buf.String()
+	assert.Equal(t, 1, strings.Count(out, "connleak: leak"), out)
+	assert.Contains(t, out, "level=WARN")
+	assert.Contains(t, out, "count=5")
+	assert.Contains(t, out, "wrap_test.go")
+
+	groups := GroupLeaks(tr.Leaks())
+	require.Len(t, groups, 1)
+	assert.Equal(t, 5, groups[0].Count())
+	assert.Contains(t, groups[0].String(), "5 leaks of conn")
+}
+
+// 200 goroutines open, use and close tracked conns at once; run with -race.
+func TestConcurrentOpenClose(t *testing.T) {
+	tr, log := newTestTracker(t, WithGracePeriod(time.Hour))
+	ln := tr.WrapListener(listen(t))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	dial := tr.WrapDialer(nil)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go func() { // the poller's work, concurrently with the I/O
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				tr.Poll()
+				tr.Open()
+				tr.Leaks()
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				c, err := dial(t.Context(), "tcp", ln.Addr().String())
+				if !assert.NoError(t, err) {
+					return
+				}
+				buf := []byte("echo")
+				_, err = c.Write(buf)
+				assert.NoError(t, err)
+				_, err = io.ReadFull(c, buf)
+				assert.NoError(t, err)
+				assert.NoError(t, c.Close())
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	require.NoError(t, ln.Close())
+	assert.True(t, pollUntil(t, tr, 5*time.Second, func() bool { return len(tr.Open()) == 0 }),
+		"accepted conns are closed by the echo goroutines")
+	assert.Empty(t, log.Leaks())
+}
