@@ -332,4 +332,3 @@ func TestCallbackPanicIsRecovered(t *testing.T) {
 	}))
 	assert.Contains(t, logged.String(), "user bug")
 }
-

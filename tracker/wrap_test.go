@@ -347,11 +347,11 @@ func TestStackTableForgetsUnusedSitesWhenFull(t *testing.T) {
 
 func TestFuncPackageAndHeadline(t *testing.T) {
 	for fn, want := range map[string]string{
-		"net/http.(*Transport).dialConn":                   "net/http",
-		"net.(*Dialer).DialContext":                        "net",
+		"net/http.(*Transport).dialConn":                    "net/http",
+		"net.(*Dialer).DialContext":                         "net",
 		"github.com/connleak/connleak/tracker.(*conn).Read": "github.com/connleak/connleak/tracker",
-		"main.main.func1":                                  "main",
-		"example.com/a.b/c.F":                              "example.com/a.b/c",
+		"main.main.func1":                                   "main",
+		"example.com/a.b/c.F":                               "example.com/a.b/c",
 	} {
 		assert.Equal(t, want, funcPackage(fn), fn)
 	}
