@@ -1,0 +1,103 @@
+package tracker
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// Compare each tracked case with its raw twin from the same run:
+//
+//	go test -run '^$' -bench 'Echo|DialAcceptClose' -benchmem -count 5 ./tracker
+//
+// The bars (DESIGN.md) are time ratios of ≤ 1.03 for Read/Write and ≤ 1.05
+// for dial+accept+close, with no allocation added on the I/O path.
+
+// BenchmarkEcho writes a message through a loopback connection to an echo
+// server and reads it back, on a raw and on a wrapped client conn.
+func BenchmarkEcho(b *testing.B) {
+	for _, size := range []int{4 << 10, 64 << 10} {
+		for _, mode := range []string{"raw", "wrapped"} {
+			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode), func(b *testing.B) {
+				benchEcho(b, size, mode == "wrapped")
+			})
+		}
+	}
+}
+
+func benchEcho(b *testing.B, size int, wrapped bool) {
+	tr := New(WithPollInterval(time.Hour), WithLogger(nil))
+	defer tr.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(s, s)
+		s.Close()
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if wrapped {
+		c = tr.WrapConn(c)
+	}
+	defer c.Close()
+	msg := make([]byte, size)
+	buf := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDialAcceptClose dials, accepts and closes one loopback
+// connection, with the dialing side raw or tracked.
+func BenchmarkDialAcceptClose(b *testing.B) {
+	for _, mode := range []string{"raw", "tracked"} {
+		b.Run(mode, func(b *testing.B) {
+			tr := New(WithPollInterval(time.Hour), WithLogger(nil))
+			defer tr.Close()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			var d net.Dialer
+			dial := DialFunc(d.DialContext)
+			if mode == "tracked" {
+				dial = tr.WrapDialer(dial)
+			}
+			ctx := b.Context()
+			addr := ln.Addr().String()
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := dial(ctx, "tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				s.Close()
+			}
+		})
+	}
+}
