@@ -60,7 +60,11 @@ func (r Resource) writeStacks(b *strings.Builder) {
 	if r.Accepted {
 		section("first read/write (the handler that owns it)", r.FirstIOStack)
 	}
-	section("peer close returned to the program at", r.PeerCloseSeenStack)
+	if r.Accepted && r.PeerCloseSeenStack.e != nil && r.PeerCloseSeenStack.e == r.FirstIOStack.e {
+		b.WriteString("  peer close returned to the program at: the same line\n")
+	} else {
+		section("peer close returned to the program at", r.PeerCloseSeenStack)
+	}
 	openTitle := "opened at"
 	if r.Accepted {
 		openTitle = "accepted at"
