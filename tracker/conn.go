@@ -48,10 +48,47 @@ type sysConn struct {
 
 func (c *sysConn) SyscallConn() (syscall.RawConn, error) { return c.sc.SyscallConn() }
 
+// tcpLike is every method of *net.TCPConn beyond net.Conn. A tcpConn made
+// by another tracker has them too, so wrapping twice keeps them.
+type tcpLike interface {
+	net.Conn
+	CloseRead() error
+	CloseWrite() error
+	SyscallConn() (syscall.RawConn, error)
+	ReadFrom(io.Reader) (int64, error)
+	WriteTo(io.Writer) (int64, error)
+	SetKeepAlive(bool) error
+	SetKeepAlivePeriod(time.Duration) error
+	SetKeepAliveConfig(net.KeepAliveConfig) error
+	SetLinger(int) error
+	SetNoDelay(bool) error
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
+	MultipathTCP() (bool, error)
+	File() (*os.File, error)
+}
+
+// unixLike is every method of *net.UnixConn beyond net.Conn.
+type unixLike interface {
+	net.Conn
+	CloseRead() error
+	CloseWrite() error
+	SyscallConn() (syscall.RawConn, error)
+	ReadFrom([]byte) (int, net.Addr, error)
+	ReadFromUnix([]byte) (int, *net.UnixAddr, error)
+	ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *net.UnixAddr, err error)
+	WriteTo([]byte, net.Addr) (int, error)
+	WriteToUnix([]byte, *net.UnixAddr) (int, error)
+	WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error)
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
+	File() (*os.File, error)
+}
+
 // tcpConn keeps every method of *net.TCPConn.
 type tcpConn struct {
 	conn
-	tcp *net.TCPConn
+	tcp tcpLike
 }
 
 func (c *tcpConn) CloseRead() error                         { return c.tcp.CloseRead() }
@@ -88,7 +125,7 @@ func (c *tcpConn) WriteTo(w io.Writer) (int64, error) {
 // unixConn keeps every method of *net.UnixConn.
 type unixConn struct {
 	conn
-	unix *net.UnixConn
+	unix unixLike
 }
 
 func (c *unixConn) CloseRead() error                      { return c.unix.CloseRead() }
@@ -130,7 +167,7 @@ func (c *unixConn) WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int,
 
 // readFrom lets *net.TCPConn see through a wrapped source so that sendfile
 // and splice still apply when both ends are tracked.
-func readFrom(dst *net.TCPConn, r io.Reader) (int64, error) {
+func readFrom(dst tcpLike, r io.Reader) (int64, error) {
 	switch src := r.(type) {
 	case *io.LimitedReader:
 		inner, rec := unwrapReader(src.R)
@@ -200,11 +237,11 @@ func (t *Tracker) wrapConn(c net.Conn, accepted bool, skip int) net.Conn {
 	r.needFirstIO.Store(accepted)
 	var w net.Conn
 	switch u := c.(type) {
-	case *net.TCPConn:
+	case tcpLike:
 		x := &tcpConn{conn: conn{Conn: u, rec: r}, tcp: u}
 		watchCollection(x, r)
 		w = x
-	case *net.UnixConn:
+	case unixLike:
 		x := &unixConn{conn: conn{Conn: u, rec: r}, unix: u}
 		watchCollection(x, r)
 		w = x
