@@ -27,14 +27,21 @@ func BenchmarkEcho(b *testing.B) {
 	}
 }
 
-func benchEcho(b *testing.B, size int, wrapped bool) {
+// benchSetup makes a quiet tracker and a loopback listener, both closed when
+// the benchmark ends.
+func benchSetup(b *testing.B) (*Tracker, net.Listener) {
 	tr := New(WithPollInterval(time.Hour), WithLogger(nil))
-	defer tr.Close()
+	b.Cleanup(func() { tr.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
+	b.Cleanup(func() { ln.Close() })
+	return tr, ln
+}
+
+func benchEcho(b *testing.B, size int, wrapped bool) {
+	tr, ln := benchSetup(b)
 	go func() {
 		s, err := ln.Accept()
 		if err != nil {
@@ -71,13 +78,7 @@ func benchEcho(b *testing.B, size int, wrapped bool) {
 func BenchmarkDialAcceptClose(b *testing.B) {
 	for _, mode := range []string{"raw", "tracked"} {
 		b.Run(mode, func(b *testing.B) {
-			tr := New(WithPollInterval(time.Hour), WithLogger(nil))
-			defer tr.Close()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
+			tr, ln := benchSetup(b)
 			var d net.Dialer
 			dial := DialFunc(d.DialContext)
 			if mode == "tracked" {

@@ -238,21 +238,13 @@ func (t *Tracker) wrapConn(c net.Conn, accepted bool, skip int) net.Conn {
 	var w net.Conn
 	switch u := c.(type) {
 	case tcpLike:
-		x := &tcpConn{conn: conn{Conn: u, rec: r}, tcp: u}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&tcpConn{conn: conn{Conn: u, rec: r}, tcp: u}, r)
 	case unixLike:
-		x := &unixConn{conn: conn{Conn: u, rec: r}, unix: u}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&unixConn{conn: conn{Conn: u, rec: r}, unix: u}, r)
 	case syscall.Conn:
-		x := &sysConn{conn: conn{Conn: c, rec: r}, sc: u}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&sysConn{conn: conn{Conn: c, rec: r}, sc: u}, r)
 	default:
-		x := &conn{Conn: c, rec: r}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&conn{Conn: c, rec: r}, r)
 	}
 	t.registerConn(r, c)
 	return w

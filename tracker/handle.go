@@ -30,8 +30,7 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	if tc.remote != "" {
 		r.raddr = stringAddr{tc.network, tc.remote}
 	}
-	h := &Handle{rec: r}
-	watchCollection(h, r)
+	h := watchCollection(&Handle{rec: r}, r)
 	t.register(r)
 	return h
 }

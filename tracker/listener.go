@@ -67,17 +67,11 @@ func (t *Tracker) WrapListener(l net.Listener) net.Listener {
 	var w net.Listener
 	switch u := l.(type) {
 	case *net.TCPListener:
-		x := &tcpListener{listener: listener{Listener: u, rec: r}, tcp: u}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&tcpListener{listener: listener{Listener: u, rec: r}, tcp: u}, r)
 	case *net.UnixListener:
-		x := &unixListener{listener: listener{Listener: u, rec: r}, unix: u}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&unixListener{listener: listener{Listener: u, rec: r}, unix: u}, r)
 	default:
-		x := &listener{Listener: l, rec: r}
-		watchCollection(x, r)
-		w = x
+		w = watchCollection(&listener{Listener: l, rec: r}, r)
 	}
 	t.register(r)
 	return w

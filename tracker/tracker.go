@@ -219,9 +219,10 @@ func collectedCleanup(r *record) {
 }
 
 // watchCollection arranges for collectedCleanup to run if obj is dropped
-// without being closed.
-func watchCollection[T any](obj *T, r *record) {
+// without being closed, and returns obj.
+func watchCollection[T any](obj *T, r *record) *T {
 	r.cleanup = runtime.AddCleanup(obj, collectedCleanup, r)
+	return obj
 }
 
 // all returns every registered record.
