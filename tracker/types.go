@@ -29,6 +29,7 @@ const (
 	StateClosed
 )
 
+// String returns "active", "peer-closed" or "closed".
 func (s State) String() string {
 	switch s {
 	case StateActive:
@@ -56,6 +57,7 @@ const (
 	ReasonCollected
 )
 
+// String describes the reason in a few words, as reports print it.
 func (r Reason) String() string {
 	switch r {
 	case ReasonPeerClosed:
