@@ -64,6 +64,7 @@ func (t *Tracker) WrapListener(l net.Listener) net.Listener {
 	if r.laddr != nil {
 		r.network = r.laddr.Network()
 	}
+	r.sock = listenerSocket(l) // for the process sweep; never watched
 	var w net.Listener
 	switch u := l.(type) {
 	case *net.TCPListener:
