@@ -1,0 +1,272 @@
+package testutil
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/connleak/connleak/tracker"
+)
+
+// maxListed bounds how many resources of one group, and how many unwrapped
+// sockets, a report lists one by one.
+const maxListed = 10
+
+// formatReport makes the one failure message of a verification.
+func formatReport(f *findings, s scope) string {
+	var b strings.Builder
+	var parts []string
+	if n := len(f.open); n > 0 {
+		parts = append(parts, plural(n, "resource", "resources")+" still open")
+	}
+	if n := len(f.collected); n > 0 {
+		parts = append(parts, plural(n, "resource", "resources")+" garbage-collected without Close")
+	}
+	if n := len(f.sockets); n > 0 {
+		parts = append(parts, plural(n, "socket", "sockets")+" that no tracker wrapped")
+	}
+	if f.goroutines != nil {
+		parts = append(parts, "leaked goroutines")
+	}
+	who := "the test"
+	switch {
+	case s.main:
+		who = "the package's tests"
+	case s.name != "":
+		who = s.name
+	}
+	waited := fmt.Sprintf("waited %s for them to close", roundDur(f.waited))
+	if f.timeout == 0 {
+		waited = "checked once: WithTimeout(0)"
+	}
+	fmt.Fprintf(&b, "connleak: %s left %s (%s)\n", who, joinAnd(parts), waited)
+
+	now := time.Now()
+	for _, g := range groupResources(f.open) {
+		b.WriteString("\n")
+		writeGroup(&b, g, now, false)
+	}
+	var gone []tracker.Resource
+	for _, l := range f.collected {
+		gone = append(gone, l.Resource)
+	}
+	for _, g := range groupResources(gone) {
+		b.WriteString("\n")
+		writeGroup(&b, g, now, true)
+	}
+	if len(f.sockets) > 0 {
+		b.WriteString("\n")
+		writeSockets(&b, f.sockets)
+	}
+	if f.goroutines != nil {
+		b.WriteString("\ngoroutines still running (goleak):\n")
+		indent(&b, strings.TrimPrefix(f.goroutines.Error(), "found unexpected goroutines:\n"), "    ")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+type group struct {
+	rs []tracker.Resource
+}
+
+// groupResources groups resources opened at the same site (same kind, same
+// open-site and first-I/O stacks), largest group first.
+func groupResources(rs []tracker.Resource) []group {
+	idx := map[string]int{}
+	var gs []group
+	for _, r := range rs {
+		k := groupKey(r)
+		i, ok := idx[k]
+		if !ok {
+			i = len(gs)
+			idx[k] = i
+			gs = append(gs, group{})
+		}
+		gs[i].rs = append(gs[i].rs, r)
+	}
+	sort.SliceStable(gs, func(i, j int) bool { return len(gs[i].rs) > len(gs[j].rs) })
+	return gs
+}
+
+func groupKey(r tracker.Resource) string {
+	return fmt.Sprint(r.Kind, r.Accepted, r.Stack.PCs(), r.FirstIOStack.PCs())
+}
+
+func writeGroup(b *strings.Builder, g group, now time.Time, collected bool) {
+	first := g.rs[0]
+	noun := string(first.Kind)
+	if len(g.rs) > 1 {
+		noun = fmt.Sprintf("%d %ss", len(g.rs), first.Kind)
+	}
+	verb := "opened"
+	if first.Accepted {
+		verb = "accepted"
+		if !first.FirstIOStack.IsZero() {
+			verb = "accepted and first used"
+		}
+	}
+	what := ""
+	if collected {
+		what = " garbage-collected without Close,"
+	}
+	site, ok := testLine(first)
+	if !ok {
+		site = first.Site()
+	}
+	fmt.Fprintf(b, "%s%s %s at %s\n", noun, what, verb, frameShort(site))
+	for i, r := range g.rs {
+		if i == maxListed {
+			fmt.Fprintf(b, "    ... and %d more\n", len(g.rs)-maxListed)
+			break
+		}
+		b.WriteString("    " + describe(r, now, collected) + "\n")
+	}
+	if user := first.Site(); ok && user != site {
+		fmt.Fprintf(b, "  through %s\n", frameShort(user))
+	}
+	section := func(title string, st tracker.Stack) {
+		if st.IsZero() {
+			return
+		}
+		fmt.Fprintf(b, "  %s:\n", title)
+		indent(b, st.String(), "    ")
+	}
+	if first.Accepted {
+		section("first read/write (the handler that owns it)", first.FirstIOStack)
+		section("accepted at", first.Stack)
+	} else {
+		section("opened at", first.Stack)
+	}
+}
+
+// testLine is the test's own line in r's stacks: the innermost frame of a
+// test function (TestX, or a closure in it such as a subtest's), so that a
+// helper in a _test.go file is named by the line of the test that called it;
+// failing that, the innermost frame of a _test.go file.
+func testLine(r tracker.Resource) (tracker.Frame, bool) {
+	stacks := []tracker.Stack{r.Stack}
+	if r.Accepted {
+		stacks = []tracker.Stack{r.FirstIOStack, r.Stack}
+	}
+	var inTestFile tracker.Frame
+	found := false
+	for _, st := range stacks {
+		for _, f := range st.Frames() {
+			if !strings.HasSuffix(f.File, "_test.go") {
+				continue
+			}
+			if testFuncRoot(f.Function) != "" {
+				return f, true
+			}
+			if !found {
+				inTestFile, found = f, true
+			}
+		}
+	}
+	return inTestFile, found
+}
+
+// frameShort is "leak_test.go:17 in TestLeak" for a frame: the file's base
+// name, as go test prints locations, and the function without its import
+// path.
+func frameShort(f tracker.Frame) string {
+	if f.Function == "" && f.File == "" {
+		return "an unknown site"
+	}
+	fn := f.Function[strings.LastIndexByte(f.Function, '/')+1:]
+	if dot := strings.IndexByte(fn, '.'); dot >= 0 {
+		fn = fn[dot+1:]
+	}
+	return fmt.Sprintf("%s:%d in %s", filepath.Base(f.File), f.Line, fn)
+}
+
+// describe is one resource on one line: addresses, state, and how long it
+// has been open.
+func describe(r tracker.Resource, now time.Time, collected bool) string {
+	var parts []string
+	addrs := r.Network
+	if r.LocalAddr != "" {
+		addrs += " " + r.LocalAddr
+	}
+	if r.RemoteAddr != "" {
+		arrow := " -> "
+		if r.Accepted {
+			arrow = " <- "
+		}
+		addrs += arrow + r.RemoteAddr
+	}
+	if addrs = strings.TrimSpace(addrs); addrs != "" {
+		parts = append(parts, addrs)
+	}
+	if r.Label != "" {
+		parts = append(parts, fmt.Sprintf("%q", r.Label))
+	}
+	if collected {
+		parts = append(parts, "open for "+roundDur(r.ClosedAt.Sub(r.OpenedAt))+" before it was collected")
+	} else {
+		parts = append(parts, stateOf(r), "open for "+roundDur(now.Sub(r.OpenedAt)))
+	}
+	return string(r.Kind) + " " + strings.Join(parts, ", ")
+}
+
+// stateOf is the kernel's name for the socket's state when it was probed
+// (CLOSE_WAIT, ESTABLISHED, ...), and otherwise the tracker's.
+func stateOf(r tracker.Resource) string {
+	switch {
+	case r.SocketState != "":
+		return r.SocketState
+	case r.Kind == tracker.KindListener:
+		return "listening"
+	case r.State == tracker.StatePeerClosed:
+		return "peer closed"
+	}
+	return "open"
+}
+
+func writeSockets(b *strings.Builder, socks []tracker.Socket) {
+	fmt.Fprintf(b, "%s that no tracker wrapped (process sweep: addresses and states only, no stack):\n",
+		plural(len(socks), "socket", "sockets"))
+	for i, s := range socks {
+		if i == maxListed {
+			fmt.Fprintf(b, "    ... and %d more\n", len(socks)-maxListed)
+			break
+		}
+		b.WriteString("    " + describeSocket(s) + "\n")
+	}
+}
+
+func indent(b *strings.Builder, text, prefix string) {
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		b.WriteString(prefix + line + "\n")
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func joinAnd(parts []string) string {
+	switch len(parts) {
+	case 0:
+		return "nothing"
+	case 1:
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+// roundDur rounds for reading: milliseconds under ten seconds, then tenths.
+func roundDur(d time.Duration) string {
+	if d < time.Millisecond {
+		return "<1ms"
+	}
+	if d < 10*time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

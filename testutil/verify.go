@@ -1,0 +1,272 @@
+package testutil
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/connleak/connleak/tracker"
+	"go.uber.org/goleak"
+)
+
+// scope says whose leaks a verification looks for.
+type scope struct {
+	name      string // the test's name, "" when unknown
+	attribute bool   // shared tracker: leave other tests' resources to them
+	main      bool   // VerifyTestMain: the whole package
+}
+
+// findings is what one verification found still open.
+type findings struct {
+	open       []tracker.Resource
+	collected  []tracker.Leak
+	sockets    []tracker.Socket
+	goroutines error
+	notes      []string
+	waited     time.Duration
+	timeout    time.Duration
+}
+
+func (f *findings) empty() bool {
+	return len(f.open) == 0 && len(f.collected) == 0 && len(f.sockets) == 0 && f.goroutines == nil
+}
+
+// Backoff between checks: from minBackoff, doubling, at most maxBackoff.
+const (
+	minBackoff = time.Millisecond
+	maxBackoff = 50 * time.Millisecond
+)
+
+// verifyTest verifies cfg and reports what it found on t.
+func verifyTest(t TestingT, cfg *config, s scope) {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
+	for _, err := range cfg.errs {
+		t.Errorf("connleak/testutil: invalid option: %v", err)
+	}
+	f := verify(cfg, s)
+	if lg, ok := t.(logger); ok {
+		for _, n := range f.notes {
+			lg.Logf("connleak/testutil: %s", n)
+		}
+	}
+	if !f.empty() {
+		markReported(cfg.tracker, f.collected)
+		t.Errorf("%s", formatReport(f, s))
+	}
+}
+
+// verify checks until nothing is left or the timeout has passed, and returns
+// the last findings. Its name appears in the stacks of every goroutine that
+// is verifying, which is how the goroutine check leaves them out.
+func verify(cfg *config, s scope) *findings {
+	start := time.Now()
+	deadline := start.Add(cfg.timeout)
+	var gch chan error
+	if cfg.goroutines {
+		gch = make(chan error, 1)
+		go goleakFind(gch, deadline, cfg.goleakOptions())
+	}
+	var f *findings
+	backoff := minBackoff
+	verdicts := map[uint64]bool{}
+	for {
+		f = check(cfg, s, verdicts)
+		now := time.Now()
+		if f.empty() || !now.Before(deadline) {
+			break
+		}
+		time.Sleep(min(backoff, deadline.Sub(now)))
+		backoff = min(2*backoff, maxBackoff)
+	}
+	if gch != nil {
+		f.goroutines = <-gch
+	}
+	f.waited, f.timeout = time.Since(start), cfg.timeout
+	return f
+}
+
+// goleakFind runs goleak until it finds no leaked goroutine or the deadline
+// has passed. A failing goleak.Find retries on its own for about 0.43 s
+// before it returns, so it is called again only while there is time left for
+// another whole call: the wait ends near the deadline, not a call later.
+func goleakFind(ch chan<- error, deadline time.Time, opts []goleak.Option) {
+	for {
+		start := time.Now()
+		err := goleak.Find(opts...)
+		now := time.Now()
+		if err == nil || deadline.Sub(now) < now.Sub(start) {
+			ch <- err
+			return
+		}
+	}
+}
+
+// Functions whose goroutines the goroutine check never reports: testutil's
+// own (the verifying goroutine, blocked in verify, and goleakFind's, of this
+// and of other tests verifying in parallel) and the pollers of trackers.
+// The process-wide tracker.Default() runs its poller for the life of the
+// process, and goleak's options cannot tell one tracker's poller from
+// another's.
+var goleakIgnored = []string{
+	"github.com/connleak/connleak/testutil.verify",
+	"github.com/connleak/connleak/testutil.goleakFind",
+	"github.com/connleak/connleak/tracker.(*Tracker).run",
+}
+
+func (c *config) goleakOptions() []goleak.Option {
+	opts := slices.Clone(c.goleakOpts)
+	opts = append(opts, c.goleakBase...)
+	for _, fn := range goleakIgnored {
+		opts = append(opts, goleak.IgnoreAnyFunction(fn))
+	}
+	return opts
+}
+
+// check looks once at the tracker (and the process's sockets, with
+// WithProcessSockets). verdicts caches, across the checks of one
+// verification, what the stacks of a resource said about it.
+func check(cfg *config, s scope, verdicts map[uint64]bool) *findings {
+	tr := cfg.tracker
+	f := &findings{}
+	// Poll probes socket states for the report and moves resources the
+	// runtime collected into Collected.
+	tr.Poll()
+	for _, r := range tr.Open() {
+		if cfg.keep(r, s, verdicts) {
+			f.open = append(f.open, r)
+		}
+	}
+	for _, l := range tr.Collected() {
+		if cfg.keep(l.Resource, s, verdicts) && !wasReported(tr, l.ID) {
+			f.collected = append(f.collected, l)
+		}
+	}
+	if cfg.processSockets {
+		socks, note := unwrappedSockets(cfg)
+		f.sockets = socks
+		if note != "" {
+			f.notes = append(f.notes, note)
+		}
+	}
+	return f
+}
+
+// keep reports whether r is this verification's business.
+func (c *config) keep(r tracker.Resource, s scope, verdicts map[uint64]bool) bool {
+	if !c.since.IsZero() && !r.OpenedAt.After(c.since) {
+		return false
+	}
+	attribute := s.attribute && s.name != ""
+	if len(c.ignoreFuncs) == 0 && !attribute {
+		return true
+	}
+	// The verdict depends on the stacks only; an accepted connection gains
+	// its first-I/O stack later, so it is cached once that is known.
+	if v, ok := verdicts[r.ID]; ok {
+		return v
+	}
+	v := true
+	if len(c.ignoreFuncs) > 0 && openedBy(r, c.ignoreFuncs) {
+		v = false
+	} else if attribute {
+		if owner := ownerTest(r); owner != "" && owner != rootTest(s.name) {
+			v = false
+		}
+	}
+	if !r.Accepted || !r.FirstIOStack.IsZero() {
+		verdicts[r.ID] = v
+	}
+	return v
+}
+
+// openedBy reports whether one of r's open-site stacks passes through one of
+// the functions.
+func openedBy(r tracker.Resource, funcs []string) bool {
+	for _, st := range []tracker.Stack{r.Stack, r.FirstIOStack} {
+		for _, f := range st.Frames() {
+			for _, name := range funcs {
+				if f.Function == name || strings.HasSuffix(f.Function, "/"+name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// ownerTest is the top-level test, benchmark, fuzz test or example whose
+// code opened r, found as the outermost frame of a _test.go file in its
+// stack that belongs to such a function; "" when there is none (the resource
+// was opened on a goroutine no test function started, or the stack was cut).
+func ownerTest(r tracker.Resource) string {
+	owner := ""
+	for _, st := range []tracker.Stack{r.Stack, r.FirstIOStack} {
+		for _, f := range st.Frames() {
+			if !strings.HasSuffix(f.File, "_test.go") {
+				continue
+			}
+			if name := testFuncRoot(f.Function); name != "" {
+				owner = name
+			}
+		}
+		if owner != "" {
+			return owner
+		}
+	}
+	return ""
+}
+
+// testFuncRoot returns "TestX" for "example.com/p.TestX" and its closures
+// ("example.com/p.TestX.func1.2"), and "" for functions that are not tests.
+func testFuncRoot(fn string) string {
+	base := fn[strings.LastIndexByte(fn, '/')+1:]
+	dot := strings.IndexByte(base, '.')
+	if dot < 0 {
+		return ""
+	}
+	base = base[dot+1:]
+	if i := strings.IndexByte(base, '.'); i >= 0 {
+		base = base[:i]
+	}
+	for _, prefix := range []string{"Test", "Benchmark", "Fuzz", "Example"} {
+		if rest, ok := strings.CutPrefix(base, prefix); ok {
+			if rest == "" || !(rest[0] >= 'a' && rest[0] <= 'z') {
+				return base
+			}
+		}
+	}
+	return ""
+}
+
+// rootTest is the top-level test of a test name: "TestX" for "TestX/sub".
+func rootTest(name string) string {
+	if i := strings.IndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// reported remembers the collected resources already reported on shared
+// trackers, so that a resource collected once fails one test, not every test
+// verified after it. Keys hold the tracker weakly.
+var reported sync.Map // reportKey -> struct{}
+
+type reportKey struct {
+	tr weak.Pointer[tracker.Tracker]
+	id uint64
+}
+
+func wasReported(tr *tracker.Tracker, id uint64) bool {
+	_, ok := reported.Load(reportKey{weak.Make(tr), id})
+	return ok
+}
+
+func markReported(tr *tracker.Tracker, ls []tracker.Leak) {
+	for _, l := range ls {
+		reported.Store(reportKey{weak.Make(tr), l.ID}, struct{}{})
+	}
+}
