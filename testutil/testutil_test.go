@@ -1,0 +1,354 @@
+package testutil_test
+
+import (
+	"bytes"
+	"net"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connleak/connleak/testutil"
+	"github.com/connleak/connleak/tracker"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// What the package promises to accept, checked by the compiler.
+var (
+	_ testutil.TestingT = (*testing.T)(nil)
+	_ testutil.TestingT = (*testing.B)(nil)
+	_ testutil.TestingT = testing.TB(nil)
+	_ testutil.TestingT = assert.TestingT(nil)  // what testify's assert accepts
+	_ testutil.TestingT = require.TestingT(nil) // what testify's require accepts
+	_ testutil.CleanupT = testing.TB(nil)
+	_ testutil.TestingM = (*testing.M)(nil)
+)
+
+// The package's own tests leave no goroutine behind either.
+func TestMain(m *testing.M) {
+	testutil.VerifyTestMain(m, testutil.WithGoroutines())
+}
+
+// A testify user passes the value testify's require accepts.
+func TestTestifyTestingT(t *testing.T) {
+	var tt require.TestingT = t
+	tr := newTracker(t)
+	testutil.VerifyNone(tt, testutil.WithTracker(tr))
+}
+
+func TestReportGroupsBySiteAndShowsState(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	var conns []net.Conn
+	for range 3 {
+		conns = append(conns, dial(t, tr, srv.addr())) // one site, three conns
+	}
+	other := dial(t, tr, srv.addr())
+	srv.hangUp() // every client conn goes to CLOSE_WAIT
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(50*time.Millisecond))
+	out := rec.text()
+	t.Log(out)
+	require.Len(t, rec.errors, 1, "one failure message")
+	assert.Contains(t, out, "connleak: "+t.Name()+" left 4 resources still open")
+	assert.Regexp(t, `\n3 conns opened at testutil_test\.go:\d+ in TestReportGroupsBySiteAndShowsState\n`, out)
+	assert.Regexp(t, `\nconn opened at testutil_test\.go:\d+ in TestReportGroupsBySiteAndShowsState\n`, out)
+	assert.Equal(t, 4, strings.Count(out, ", CLOSE_WAIT, open for "), out)
+	for _, c := range conns {
+		c.Close()
+	}
+	other.Close()
+
+	rec = &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.False(t, rec.failed(), rec.text())
+}
+
+// The test's own line is named first, even when production code opened the
+// resource; an accepted connection names the handler that first used it.
+func TestReportNamesTestLineThenSite(t *testing.T) {
+	tr := newTracker(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln = tr.WrapListener(ln)
+	defer ln.Close()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Read(make([]byte, 1)) // the handler's first read
+		}
+		got <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.Write([]byte("x"))
+	accepted := <-got
+	require.NotNil(t, accepted)
+	defer accepted.Close()
+	ln.Close()
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	out := rec.text()
+	t.Log(out)
+	assert.Regexp(t, `\nconn accepted and first used at testutil_test\.go:\d+ in TestReportNamesTestLineThenSite\.func1\n`, out)
+	assert.Regexp(t, `conn tcp 127\.0\.0\.1:\d+ <- 127\.0\.0\.1:\d+, ESTABLISHED, open for`, out)
+	assert.Contains(t, out, "first read/write (the handler that owns it):")
+	assert.Contains(t, out, "accepted at:")
+}
+
+func TestBadInputFailsWithMessagesNotPanics(t *testing.T) {
+	rec := &recorder{name: t.Name()}
+	tr := newTracker(t)
+	testutil.VerifyNone(rec, nil, testutil.WithTracker(nil), testutil.WithTimeout(-time.Second),
+		testutil.IgnoreOpenedBy(""), testutil.WithTracker(tr))
+	out := rec.text()
+	assert.Contains(t, out, "WithTracker(nil)")
+	assert.Contains(t, out, "WithTimeout(-1s): the timeout must not be negative")
+	assert.Contains(t, out, `IgnoreOpenedBy(""): the function name must not be empty`)
+
+	rec = &recorder{name: t.Name()}
+	t.Cleanup(func() { // runs after NewTracker's own cleanup
+		assert.Contains(t, rec.text(), "NewTracker: WithTracker is not allowed here")
+	})
+	ntr := testutil.NewTracker(&cleanupRecorder{recorder: rec, t: t}, testutil.WithTracker(tr))
+	require.NotNil(t, ntr)
+
+	assert.NotPanics(t, func() { testutil.VerifyNone(nil) })
+	assert.NotPanics(t, func() {
+		tr := testutil.NewTracker(nil)
+		require.NotNil(t, tr)
+		tr.Close()
+	})
+}
+
+type cleanupRecorder struct {
+	*recorder
+	t *testing.T
+}
+
+func (c *cleanupRecorder) Cleanup(f func()) { c.t.Cleanup(f) }
+
+// An asynchronous close is waited for, and the wait ends as soon as it
+// happens, not at the timeout.
+func TestWaitsForAsyncCloseAndNoLonger(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	c := dial(t, tr, srv.addr())
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+	}()
+	rec := &recorder{name: t.Name()}
+	start := time.Now()
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(5*time.Second))
+	took := time.Since(start)
+	assert.False(t, rec.failed(), rec.text())
+	assert.GreaterOrEqual(t, took, 40*time.Millisecond)
+	assert.Less(t, took, time.Second, "the wait must end soon after the close")
+}
+
+// On the shared tracker, a resource opened by another test's function is
+// left to that test; one this test opened is reported.
+func TestSharedTrackerAttribution(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	c := dial(t, tr, srv.addr())
+	defer c.Close()
+
+	other := &recorder{name: "TestSomethingElse/sub"}
+	testutil.VerifyNone(other, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.False(t, other.failed(), "opened by %s, not by TestSomethingElse:\n%s", t.Name(), other.text())
+
+	self := &recorder{name: t.Name() + "/sub"}
+	testutil.VerifyNone(self, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.True(t, self.failed(), "a subtest of the test that opened it")
+
+	// A TestingT without Name cannot be told apart: everything is reported.
+	anon := &struct{ testutil.TestingT }{&recorder{}}
+	testutil.VerifyNone(anon, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.True(t, anon.TestingT.(*recorder).failed())
+}
+
+func TestIgnoreOpenedBy(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	c := openThroughHelper(t, tr, srv.addr())
+	defer c.Close()
+	for _, name := range []string{
+		"github.com/connleak/connleak/testutil_test.openThroughHelper",
+		"testutil_test.openThroughHelper",
+	} {
+		rec := &recorder{name: t.Name()}
+		testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0), testutil.IgnoreOpenedBy(name))
+		assert.False(t, rec.failed(), "%s: %s", name, rec.text())
+	}
+	for _, name := range []string{"openThroughHelper", "other_test.openThroughHelper", "testutil_test.openThrough"} {
+		rec := &recorder{name: t.Name()}
+		testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0), testutil.IgnoreOpenedBy(name))
+		assert.True(t, rec.failed(), "%s must not match", name)
+	}
+}
+
+func openThroughHelper(t *testing.T, tr *tracker.Tracker, addr string) net.Conn {
+	return dial(t, tr, addr)
+}
+
+// IgnoreCurrent takes its snapshot when it is called, not when VerifyNone
+// runs.
+func TestIgnoreCurrentSnapshotsAtCall(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	before := dial(t, tr, srv.addr())
+	defer before.Close()
+	ignore := testutil.IgnoreCurrent()
+	after := dial(t, tr, srv.addr())
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0), ignore)
+	assert.Contains(t, rec.text(), "left 1 resource still open")
+	assert.Contains(t, rec.text(), after.LocalAddr().String())
+	assert.NotContains(t, rec.text(), before.LocalAddr().String())
+	after.Close()
+}
+
+// A connection dropped without Close is reported once, as collected, even
+// when the garbage collector reclaimed it before the check.
+func TestCollectedReportedOnce(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	dropConn(t, tr, srv.addr())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(tr.Collected()) == 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		tr.Poll()
+		time.Sleep(time.Millisecond)
+	}
+	require.NotEmpty(t, tr.Collected(), "the dropped conn was not collected")
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.Contains(t, rec.text(), "1 resource garbage-collected without Close")
+	assert.Regexp(t, `conn garbage-collected without Close, opened at testutil_test\.go:\d+ in TestCollectedReportedOnce`, rec.text())
+	assert.Contains(t, rec.text(), "before it was collected")
+
+	again := &recorder{name: t.Name()}
+	testutil.VerifyNone(again, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.False(t, again.failed(), again.text())
+}
+
+//go:noinline
+func dropConn(t *testing.T, tr *tracker.Tracker, addr string) {
+	dial(t, tr, addr).Write([]byte("x"))
+}
+
+// The goroutine check shares the one timeout: a leaked goroutine fails after
+// goleak's own retries (about 0.43 s), not after repeated rounds of them; a
+// goroutine that exits within a longer timeout passes.
+func TestGoroutinesShareTheTimeout(t *testing.T) {
+	tr := newTracker(t)
+	stop := make(chan struct{})
+	go blockedWorker(stop)
+	rec := &recorder{name: t.Name()}
+	start := time.Now()
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(100*time.Millisecond), testutil.WithGoroutines())
+	took := time.Since(start)
+	close(stop)
+	assert.Contains(t, rec.text(), "testutil_test.blockedWorker")
+	assert.Less(t, took, 900*time.Millisecond)
+
+	later := make(chan struct{})
+	go blockedWorker(later)
+	time.AfterFunc(600*time.Millisecond, func() { close(later) })
+	rec = &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(3*time.Second), testutil.WithGoroutines())
+	assert.False(t, rec.failed(), rec.text())
+
+	// goleak's own options pass through.
+	stop = make(chan struct{})
+	defer close(stop)
+	go blockedWorker(stop)
+	rec = &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0),
+		testutil.WithGoroutines(goleak.IgnoreTopFunction("github.com/connleak/connleak/testutil_test.blockedWorker")))
+	assert.False(t, rec.failed(), rec.text())
+}
+
+func blockedWorker(stop chan struct{}) { <-stop }
+
+// fakeM is a TestingM whose tests do what run says.
+type fakeM struct{ run func() int }
+
+func (m fakeM) Run() int { return m.run() }
+
+func TestVerifyTestMainInProcess(t *testing.T) {
+	tr := newTracker(t)
+	srv := newServer(t)
+	var c net.Conn
+	var out bytes.Buffer
+	code := testutil.VerifyMainForTest(fakeM{func() int {
+		c = dial(t, tr, srv.addr())
+		return 0
+	}}, &out, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out.String(), "connleak: the package's tests left 1 resource still open")
+	assert.Regexp(t, regexp.MustCompile(`conn opened at testutil_test\.go:\d+ in TestVerifyTestMainInProcess`), out.String())
+
+	out.Reset()
+	code = testutil.VerifyMainForTest(fakeM{func() int { return 3 }}, &out, testutil.WithTracker(tr))
+	assert.Equal(t, 3, code, "failing tests keep their exit code")
+	assert.Empty(t, out.String(), "leaks are not checked after failing tests")
+	c.Close()
+
+	out.Reset()
+	code = testutil.VerifyMainForTest(fakeM{func() int { return 0 }}, &out, testutil.WithTracker(tr))
+	assert.Equal(t, 0, code, out.String())
+
+	out.Reset()
+	assert.Equal(t, 2, testutil.VerifyMainForTest(nil, &out))
+	assert.Contains(t, out.String(), "VerifyTestMain(nil)")
+}
+
+func TestNewTrackerVerifiesAtCleanup(t *testing.T) {
+	rec := &recorder{name: "TestInner"}
+	inner := &cleanupList{recorder: rec}
+	tr := testutil.NewTracker(inner, testutil.WithTimeout(0))
+	srv := newServer(t)
+	c := dial(t, tr, srv.addr())
+	inner.run()
+	assert.Contains(t, rec.text(), "connleak: TestInner left 1 resource still open")
+	c.Close()
+	// The tracker was closed: its poller goroutine is gone (the package's
+	// TestMain checks goroutines), and it still polls by hand.
+	tr.Poll()
+}
+
+// cleanupList is a CleanupT whose cleanups run when run is called.
+type cleanupList struct {
+	*recorder
+	fns []func()
+}
+
+func (c *cleanupList) Cleanup(f func()) { c.fns = append(c.fns, f) }
+
+func (c *cleanupList) run() {
+	for i := len(c.fns) - 1; i >= 0; i-- {
+		c.fns[i]()
+	}
+}
+
+func TestProcessSocketsUnsupportedNote(t *testing.T) {
+	if runtime.GOOS == "linux" {
+		t.Skip("the sweep is supported here")
+	}
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(newTracker(t)), testutil.WithProcessSockets(), testutil.WithTimeout(0))
+	assert.False(t, rec.failed(), rec.text())
+	assert.Contains(t, strings.Join(rec.logs, "\n"), "WithProcessSockets skipped")
+}
