@@ -64,8 +64,6 @@ func (e *sweepEngine) poll(found func(*record, sockProbe)) {
 
 func (e *sweepEngine) close() {}
 
-func newEngine() engine { return newSweepEngine() }
-
 // socketOf finds the descriptor under c without keeping c reachable and
 // without dup'ing it (File would).
 func socketOf(c net.Conn, network string) sockHandle {

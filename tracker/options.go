@@ -11,6 +11,9 @@ const (
 	DefaultPollInterval = time.Second
 	DefaultGracePeriod  = 30 * time.Second
 	DefaultStackDepth   = 32
+	// DefaultFullSweepEvery is how many polls pass between two full sweeps
+	// of the Linux epoll engine.
+	DefaultFullSweepEvery = 60
 )
 
 // An Option configures a Tracker made by New.
@@ -31,6 +34,9 @@ type config struct {
 	logger       *slog.Logger
 	loggerSet    bool
 	holdLimits   map[Kind]time.Duration
+
+	fullSweepEvery int  // polls between full sweeps of the epoll engine; 0: never
+	sweepOnly      bool // use the per-connection sweep even where epoll is available
 }
 
 func defaultConfig() config {
@@ -38,6 +44,8 @@ func defaultConfig() config {
 		pollInterval: DefaultPollInterval,
 		grace:        DefaultGracePeriod,
 		stackDepth:   DefaultStackDepth,
+
+		fullSweepEvery: DefaultFullSweepEvery,
 	}
 }
 
@@ -127,6 +135,24 @@ func WithHoldLimit(kind Kind, d time.Duration) Option {
 			c.holdLimits = make(map[Kind]time.Duration)
 		}
 		c.holdLimits[kind] = d
+		return nil
+	})
+}
+
+// WithFullSweepEvery sets how many polls pass between two full sweeps on
+// Linux. Between them a poll costs in proportion to the sockets whose peer
+// has closed: the tracker's epoll instance names them. A full sweep probes
+// every tracked socket with getsockopt(TCP_INFO), about a microsecond each,
+// and catches a peer close the watcher missed. 0 turns full sweeps off; n
+// must not be negative. The default is DefaultFullSweepEvery. Other systems,
+// and Linux when epoll is unavailable, probe every socket on every poll and
+// ignore this option.
+func WithFullSweepEvery(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("WithFullSweepEvery(%d): the count must not be negative", n)
+		}
+		c.fullSweepEvery = n
 		return nil
 	})
 }

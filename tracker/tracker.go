@@ -63,7 +63,7 @@ func New(opts ...Option) *Tracker {
 		cfg:      cfg,
 		epoch:    time.Now(),
 		stacks:   newStackTable(),
-		engine:   newEngine(),
+		engine:   newEngine(&cfg),
 		suspects: make(map[uint64]*record),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),

@@ -1,0 +1,285 @@
+//go:build linux
+
+package tracker
+
+import (
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func epollOf(t *testing.T, tr *Tracker) *epollEngine {
+	t.Helper()
+	e, ok := tr.engine.(*epollEngine)
+	require.True(t, ok, "the Linux tracker must run the epoll engine, got %T", tr.engine)
+	return e
+}
+
+// probed runs one engine tick and returns the ids it probed.
+func probed(tr *Tracker) map[uint64]sockProbe {
+	got := make(map[uint64]sockProbe)
+	tr.pollMu.Lock()
+	tr.engine.poll(func(r *record, p sockProbe) { got[r.id] = p })
+	tr.pollMu.Unlock()
+	return got
+}
+
+func idOf(c net.Conn) uint64 { return c.(trackedConn).tracked().id }
+
+// A tick probes only the sockets epoll reported: healthy ones cost nothing.
+func TestEpollTickProbesOnlyPeerClosed(t *testing.T) {
+	tr, _ := newTestTracker(t, WithFullSweepEvery(0))
+	epollOf(t, tr)
+	ln := listen(t)
+	var servers []net.Conn
+	var clients []net.Conn
+	for range 50 {
+		c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		clients, servers = append(clients, c), append(servers, s)
+	}
+	defer func() {
+		for i := range clients {
+			clients[i].Close()
+			servers[i].Close()
+		}
+	}()
+	// Healthy traffic does not wake the watcher.
+	for i := range clients {
+		_, err := servers[i].Write([]byte("hello"))
+		require.NoError(t, err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	assert.Empty(t, probed(tr))
+
+	require.NoError(t, servers[7].Close())
+	var got map[uint64]sockProbe
+	deadline := time.Now().Add(2 * time.Second)
+	for len(got) == 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+		got = probed(tr)
+	}
+	require.Len(t, got, 1)
+	p, ok := got[idOf(clients[7])]
+	require.True(t, ok)
+	assert.Equal(t, sockPeerClosed, p.state)
+	assert.Equal(t, "CLOSE_WAIT", p.name)
+	assert.Empty(t, probed(tr), "an edge-triggered event is harvested once")
+}
+
+// A reset arrives as EPOLLHUP|EPOLLERR and is reported as a peer close.
+func TestEpollSeesReset(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	epollOf(t, tr)
+	_, server := dialPair(t, tr)
+	require.NoError(t, server.(*net.TCPConn).SetLinger(0))
+	require.NoError(t, server.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	assert.Equal(t, "CLOSE", log.Leaks()[0].SocketState)
+}
+
+// waitCollected drops nothing itself: it runs the collector until the
+// tracker has queued n collected records.
+func waitCollected(t *testing.T, tr *Tracker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		tr.pendMu.Lock()
+		got := len(tr.pending)
+		tr.pendMu.Unlock()
+		if got >= n {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the wrapper was not collected")
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func hasLeak(log *leakLog, id uint64, reason Reason) bool {
+	for _, l := range log.Leaks() {
+		if l.ID == id && l.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// When a wrapper is collected, its descriptor may already be closed and
+// its number reused by another tracked socket; the cleanup must not remove
+// that socket's registration.
+func TestEpollCollectedDoesNotUnregisterReusedFD(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	e := epollOf(t, tr)
+	ln := listen(t)
+	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sa, err := ln.Accept()
+	require.NoError(t, err)
+	defer sa.Close()
+	ra := a.(trackedConn).tracked()
+	fd := ra.sock.fd
+	// Close the socket as the runtime would, keep the record open.
+	require.NoError(t, Unwrap(a).Close())
+
+	b, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer b.Close()
+	sb, err := ln.Accept()
+	require.NoError(t, err)
+	if b.(trackedConn).tracked().sock.fd != fd {
+		t.Skip("the descriptor number was not reused")
+	}
+	// Now the runtime reports a's wrapper collected.
+	ra.cleanup.Stop()
+	collectedCleanup(ra)
+	e.mu.Lock()
+	_, stillA := e.recs[ra.id]
+	e.mu.Unlock()
+	assert.False(t, stillA)
+
+	require.NoError(t, sb.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return hasLeak(log, idOf(b), ReasonPeerClosed) }),
+		"b lost its registration: a's cleanup removed it")
+	assert.True(t, hasLeak(log, ra.id, ReasonCollected))
+	runtime.KeepAlive(a)
+}
+
+// Closing the wrapper after the program closed the socket under it, its
+// number since reused, must not unregister the new socket either.
+func TestEpollCloseAfterRawCloseKeepsReusedFD(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	epollOf(t, tr)
+	ln := listen(t)
+	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sa, err := ln.Accept()
+	require.NoError(t, err)
+	defer sa.Close()
+	fd := a.(trackedConn).tracked().sock.fd
+	require.NoError(t, Unwrap(a).Close())
+	b, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer b.Close()
+	sb, err := ln.Accept()
+	require.NoError(t, err)
+	if b.(trackedConn).tracked().sock.fd != fd {
+		t.Skip("the descriptor number was not reused")
+	}
+	a.Close() // net.ErrClosed from the raw conn; the record is released
+	require.NoError(t, sb.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	assert.Equal(t, idOf(b), log.Leaks()[0].ID)
+}
+
+// The same socket wrapped twice by one tracker cannot be registered twice;
+// the second record is probed on every tick instead, and still detected.
+func TestEpollRegistrationFailureFallsBackToSweep(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	e := epollOf(t, tr)
+	client, server := dialPair(t, tr)
+	again := tr.WrapConn(Unwrap(client))
+	e.mu.Lock()
+	assert.True(t, e.unpolled[idOf(again)])
+	assert.False(t, e.unpolled[idOf(client)])
+	e.mu.Unlock()
+	require.NoError(t, server.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 2 }))
+	assert.True(t, hasLeak(log, idOf(client), ReasonPeerClosed))
+	assert.True(t, hasLeak(log, idOf(again), ReasonPeerClosed))
+	require.NoError(t, again.Close())
+	assert.ErrorIs(t, client.Close(), net.ErrClosed)
+	e.mu.Lock()
+	assert.Empty(t, e.recs)
+	assert.Empty(t, e.every)
+	assert.Empty(t, e.unpolled)
+	e.mu.Unlock()
+}
+
+// A full sweep catches a peer close that the watcher did not report.
+func TestEpollFullSweepCatchesMissed(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(3))
+	e := epollOf(t, tr)
+	client, server := dialPair(t, tr)
+	r := client.(trackedConn).tracked()
+	// Make the watcher miss it.
+	require.NoError(t, unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(r.sock.fd), nil))
+	require.NoError(t, server.Close())
+	time.Sleep(20 * time.Millisecond)
+	e.ticks = 0
+	tr.Poll()
+	tr.Poll()
+	assert.Empty(t, log.Leaks(), "ticks 1 and 2 only harvest")
+	tr.Poll() // tick 3 is a full sweep
+	assert.Equal(t, StatePeerClosed, State(r.state.Load()), "tick 3 is a full sweep")
+	tr.Poll() // judged after the (zero) grace period
+	require.Len(t, log.Leaks(), 1)
+	assert.Equal(t, "CLOSE_WAIT", log.Leaks()[0].SocketState)
+}
+
+// A unix socket whose peer wrote and then closed: the peek cannot see the
+// end of stream until the data is read, and the edge-triggered event does
+// not repeat, so the socket stays on the every-tick list until confirmed.
+func TestEpollUnixRecheckBehindUnreadData(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0), WithGracePeriod(0))
+	e := epollOf(t, tr)
+	path := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := tr.WrapDialer(nil)(t.Context(), "unix", path)
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	_, err = s.Write([]byte("unread"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	time.Sleep(10 * time.Millisecond)
+	tr.Poll()
+	tr.Poll()
+	assert.Empty(t, log.Leaks(), "the peek is blind behind unread data")
+	e.mu.Lock()
+	assert.Contains(t, e.every, idOf(c))
+	e.mu.Unlock()
+	// Read the data without the wrapper, so the program is not seen to read EOF.
+	_, err = io.ReadFull(Unwrap(c), make([]byte, 6))
+	require.NoError(t, err)
+	c.(trackedConn).tracked().lastIO.Store(0)
+	tr.Poll()
+	tr.Poll()
+	require.Len(t, log.Leaks(), 1)
+	assert.Equal(t, "PEER_CLOSED", log.Leaks()[0].SocketState)
+	e.mu.Lock()
+	assert.Empty(t, e.every)
+	e.mu.Unlock()
+}
+
+// Poll keeps working after Close: the engine then probes every socket.
+func TestEpollAfterCloseSweeps(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	_, server := dialPair(t, tr)
+	require.NoError(t, tr.Close())
+	_, server2 := dialPair(t, tr) // watched after close
+	require.NoError(t, server.Close())
+	require.NoError(t, server2.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 2 }))
+}
+
+// The sweep engine stays available for comparison and as the fallback.
+func TestSweepOnlyOption(t *testing.T) {
+	tr, log := newTestTracker(t, withSweepOnly())
+	_, ok := tr.engine.(*sweepEngine)
+	require.True(t, ok)
+	_, server := dialPair(t, tr)
+	require.NoError(t, server.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+}
