@@ -8,19 +8,26 @@
 // timeout for everything it waits on.
 //
 //	func TestClient(t *testing.T) {
-//		tr := testutil.NewTracker(t) // verified when the test ends
-//		c := client.New(client.WithDialer(tr.WrapDialer(nil)))
-//		// ... exercise c; forget to close a connection ...
+//		tr := testutil.NewTracker(t) // closed and verified when the test ends
+//		srv := echo.Serve(tr.WrapListener(ln))
+//		c := echo.NewClient(tr.WrapDialer(nil), srv.Addr())
+//		c.Echo(ctx, "") // an error path that never closes its connection
 //	}
 //
-// fails with
+// fails with one message: the test's own line first, then the line of the
+// code under test that dialed, the connection's addresses and kernel state,
+// and the whole open-site stack:
 //
-//	connleak: TestClient left 1 resource still open (waited 500ms for them to close)
+//	connleak: TestClient left 1 resource still open (waited 501ms for them to close)
 //
-//	conn opened at client_test.go:14 in TestClient
-//	    conn tcp 127.0.0.1:40112 -> 127.0.0.1:35771, CLOSE_WAIT, open for 503ms
-//	  through client.(*Client).connect (client.go:52)
+//	conn opened at client_test.go:17 in TestClient
+//	    conn tcp 127.0.0.1:39156 -> 127.0.0.1:36913, CLOSE_WAIT, open for 503ms
+//	  through echo.go:106 in (*Client).Echo
 //	  opened at:
+//	    example.com/echo.(*Client).Echo
+//	    	/src/echo/echo.go:106
+//	    example.com/echo_test.TestClient
+//	    	/src/echo/client_test.go:17
 //	    ...
 //
 // The three forms:
@@ -37,4 +44,24 @@
 // WithGoroutines adds goleak's goroutine check to the same report, and
 // WithProcessSockets adds the sockets of the process that no wrapper saw
 // (Linux), such as one opened by a plain net.Dial.
+//
+// # Parallel tests
+//
+// A tracker made by NewTracker belongs to one test, so what it reports is
+// that test's. On the shared tracker.Default(), VerifyNone leaves to other
+// tests the resources whose open-site stack runs through another top-level
+// test function; a resource opened on a goroutine that no test function
+// started (a server's accept loop, a pool's dialer) carries no test in its
+// stack and is reported by whichever test verifies first. Subtests of one
+// test cannot be told apart this way. The goroutine check and the process
+// sweep are process-wide, as goleak is: under t.Parallel, use them in
+// VerifyTestMain.
+//
+// # Using goleak directly too
+//
+// VerifyNone without WithTracker starts tracker.Default(), whose poller
+// goroutine runs for the life of the process. testutil's own goroutine check
+// never reports it; a direct goleak.VerifyNone or goleak.VerifyTestMain in
+// the same package needs
+// goleak.IgnoreAnyFunction("github.com/connleak/connleak/tracker.(*Tracker).run").
 package testutil

@@ -55,7 +55,33 @@ func verifyTest(t TestingT, cfg *config, s scope) {
 	}
 	if !f.empty() {
 		markReported(cfg.tracker, f.collected)
+		fillStates(cfg.tracker, f.open)
 		t.Errorf("%s", formatReport(f, s))
+	}
+}
+
+// fillStates sets the kernel's state of each open resource's socket from the
+// process sweep, where the system has one: a tracker probes only the sockets
+// it suspects, so a healthy connection's last probed state may be unknown or
+// old. The sweep runs once per failure, never on the passing path.
+func fillStates(tr *tracker.Tracker, open []tracker.Resource) {
+	if len(open) == 0 {
+		return
+	}
+	socks, err := tr.ProcessSockets()
+	if err != nil {
+		return
+	}
+	state := make(map[uint64]string, len(socks))
+	for _, s := range socks {
+		if s.Tracked && s.State != "" {
+			state[s.ResourceID] = s.State
+		}
+	}
+	for i := range open {
+		if st, ok := state[open[i].ID]; ok {
+			open[i].SocketState = st
+		}
 	}
 }
 
