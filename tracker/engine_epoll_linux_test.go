@@ -30,8 +30,6 @@ func probed(tr *Tracker) map[uint64]sockProbe {
 	return got
 }
 
-func idOf(c net.Conn) uint64 { return c.(trackedConn).tracked().id }
-
 // A tick probes only the sockets epoll reported: healthy ones cost nothing.
 func TestEpollTickProbesOnlyPeerClosed(t *testing.T) {
 	tr, _ := newTestTracker(t, WithFullSweepEvery(0))

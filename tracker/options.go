@@ -2,7 +2,9 @@ package tracker
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -37,6 +39,10 @@ type config struct {
 
 	fullSweepEvery int  // polls between full sweeps of the epoll engine; 0: never
 	sweepOnly      bool // use the per-connection sweep even where epoll is available
+	thresholds     Thresholds
+	profile        bool        // WithProfile
+	dumpTo         io.Writer   // WithSignalDump
+	dumpOn         []os.Signal // WithSignalDump; none: off
 }
 
 func defaultConfig() config {
@@ -46,6 +52,7 @@ func defaultConfig() config {
 		stackDepth:   DefaultStackDepth,
 
 		fullSweepEvery: DefaultFullSweepEvery,
+		thresholds:     DefaultThresholds(),
 	}
 }
 

@@ -37,8 +37,10 @@ type Tracker struct {
 	pending     []*record
 	pendDropped int
 
-	pollMu    sync.Mutex // serializes Poll, Open and Leaks
-	collected []Leak     // most recent collected-without-Close leaks, bounded
+	pollMu    sync.Mutex   // serializes Poll, Open and Leaks
+	collected []Leak       // most recent collected-without-Close leaks, bounded
+	status    HealthStatus // as of the last poll
+	sig       *signalDump  // WithSignalDump; nil when off
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -71,6 +73,7 @@ func New(opts ...Option) *Tracker {
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*record)
 	}
+	t.sig = startSignalDump(t)
 	go t.run()
 	return t
 }
@@ -94,6 +97,7 @@ func (t *Tracker) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.stop)
 		<-t.done
+		t.sig.close()
 		t.engine.close()
 	})
 	return nil
@@ -103,12 +107,25 @@ func (t *Tracker) run() {
 	defer close(t.done)
 	tick := time.NewTicker(t.cfg.pollInterval)
 	defer tick.Stop()
+	// due fires when a grace period or hold limit ends between two ticks,
+	// so that a leak is reported when it becomes one, not up to a poll
+	// interval later.
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
+	minGap := min(t.cfg.pollInterval/10, 2*time.Millisecond)
 	for {
 		select {
 		case <-t.stop:
 			return
 		case <-tick.C:
-			t.Poll()
+		case <-due.C:
+		}
+		if next := t.poll(); next != 0 {
+			// At least minGap between polls, however spread the deadlines.
+			due.Reset(max(time.Duration(next-t.now()), minGap))
+		} else {
+			due.Stop()
 		}
 	}
 }
@@ -138,6 +155,7 @@ func (t *Tracker) newRecord(kind Kind, skip int) *record {
 	if r.openedAt == 0 {
 		r.openedAt = 1 // 0 means "never" in the record's clock fields
 	}
+	t.profileAdd(r, skip+1)
 	return r
 }
 
@@ -192,6 +210,7 @@ func (t *Tracker) forget(r *record) {
 		t.engine.unwatch(r)
 	}
 	t.unregister(r)
+	t.profileRemove(r)
 	t.stacks.release(r.open)
 	t.stacks.release(r.firstIO.Load())
 	t.stacks.release(r.peerSeen.Load())
@@ -307,9 +326,14 @@ func (t *Tracker) judge(r *record, now int64) Reason {
 
 // Poll runs one detection tick now, synchronously: it probes the tracked
 // sockets, judges leaks, and reports new leaks, resolved leaks and
-// collected resources. The poller calls it every poll interval; tests and
-// tools call it to see the present state without waiting.
-func (t *Tracker) Poll() {
+// collected resources. The poller calls it every poll interval, and when a
+// grace period or hold limit ends between two intervals; tests and tools
+// call it to see the present state without waiting.
+func (t *Tracker) Poll() { t.poll() }
+
+// poll is Poll; it returns when the next judgement is due (the tracker's
+// clock), or 0 when nothing is waiting for one.
+func (t *Tracker) poll() (next int64) {
 	t.pollMu.Lock()
 	now := t.now()
 	t.engine.poll(func(r *record, p sockProbe) {
@@ -338,6 +362,8 @@ func (t *Tracker) Poll() {
 		if reason := t.judge(r, now); reason != 0 {
 			r.reported, r.reason = true, reason
 			fresh = append(fresh, r.leakAt(reason, now, r.sockName))
+		} else if due := t.dueAt(r); due != 0 && (next == 0 || due < next) {
+			next = due
 		}
 	}
 
@@ -353,14 +379,35 @@ func (t *Tracker) Poll() {
 	if over := len(t.collected) - maxCollected; over > 0 {
 		t.collected = append(t.collected[:0:0], t.collected[over:]...)
 	}
+	health := t.health(now)
+	prev := t.status
+	t.status = health.Status
 	t.pollMu.Unlock()
 
-	t.report(fresh, resolved, gone, dropped)
+	t.report(fresh, resolved, gone, dropped, health.Status.level())
+	t.logHealth(prev, health)
+	return next
+}
+
+// dueAt returns when r, not leaked now, will be judged leaked if nothing
+// changes: the end of its grace period or hold limit; 0 if never.
+func (t *Tracker) dueAt(r *record) int64 {
+	var due int64
+	if State(r.state.Load()) == StatePeerClosed && r.kind != KindListener {
+		due = r.quietSince() + int64(t.cfg.grace) + 1
+	}
+	if limit, ok := t.cfg.holdLimits[r.kind]; ok && limit > 0 {
+		if d := r.openedAt + int64(limit) + 1; due == 0 || d < due {
+			due = d
+		}
+	}
+	return due
 }
 
 // report delivers the events of one tick. Logs are grouped by open site, so a
-// thousand leaks from one line make one log record, not a thousand.
-func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int) {
+// thousand leaks from one line make one log record, not a thousand; they are
+// logged at level, which the health status sets.
+func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.Level) {
 	leaks := append(fresh, gone...)
 	if len(leaks) == 0 && len(resolved) == 0 && dropped == 0 {
 		return
@@ -381,7 +428,7 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int) {
 	}
 	ctx := context.Background()
 	for _, g := range GroupLeaks(leaks) {
-		logger.LogAttrs(ctx, slog.LevelWarn, "connleak: leak", g.attrs()...)
+		logger.LogAttrs(ctx, level, "connleak: leak", g.attrs()...)
 	}
 	for _, l := range resolved {
 		logger.LogAttrs(ctx, slog.LevelInfo, "connleak: leak resolved",
