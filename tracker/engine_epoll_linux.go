@@ -3,7 +3,6 @@
 package tracker
 
 import (
-	"errors"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +32,14 @@ const epollEvents = unix.EPOLLRDHUP | unix.EPOLLET
 // harvestBatch is how many events one epoll_wait call returns at most.
 const harvestBatch = 128
 
+// Registration states of a watched record (record.watch).
+const (
+	watchPending    uint8 = iota // watched, not registered yet: the next poll registers it
+	watchRegistered              // registered with epoll
+	watchEveryTick               // epoll refused it: probed on every poll
+	watchLost                    // its descriptor no longer holds its socket: left to full sweeps
+)
+
 // epollEngine watches every tracked stream socket through a second epoll
 // instance owned by the tracker (the runtime's netpoller has its own), so
 // that a tick costs in proportion to the sockets whose peer has closed, not
@@ -40,6 +47,12 @@ const harvestBatch = 128
 // never the descriptor number, which may be reused. Candidates are confirmed
 // by a probe (TCP_INFO for TCP), and every fullEvery ticks every socket is
 // probed, to catch anything the watcher missed.
+//
+// Sockets are registered by the poller, on the first tick after they are
+// wrapped, not on the program's goroutine: a connection closed before the
+// next tick never costs a system call here, and one that lives on costs its
+// registration off the I/O path. EPOLL_CTL_ADD reports a socket whose peer
+// closed before it was registered at once, so nothing is missed.
 type epollEngine struct {
 	fullEvery uint64
 
@@ -49,19 +62,21 @@ type epollEngine struct {
 	life sync.RWMutex
 	epfd int
 
-	mu   sync.Mutex
-	recs map[uint64]*record // every watched record, by id
-	// every holds records probed on every tick: those epoll could not
-	// register, and non-TCP sockets whose peer shut down but whose probe
-	// could not confirm it yet (a peek is blind behind unread data, and an
-	// edge-triggered event does not come again).
-	every    map[uint64]*record
-	unpolled map[uint64]bool // ids in every that epoll never registered
+	mu      sync.Mutex
+	closed  bool
+	recs    map[uint64]*record // every watched record, by id
+	pending map[uint64]*record // watched since the last poll, not registered yet
+	// every holds records probed on every tick: those epoll refused, and
+	// non-TCP sockets whose peer shut down but whose probe could not confirm
+	// it yet (a peek is blind behind unread data, and an edge-triggered event
+	// does not come again).
+	every map[uint64]*record
 
 	// Owned by poll, which runs under the tracker's poll lock.
 	ticks  uint64
 	events [harvestBatch]unix.EpollEvent
 	ids    []uint64
+	batch  []*record
 	cands  []candidate
 }
 
@@ -75,19 +90,16 @@ func newEpollEngine(fullEvery int) (*epollEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fullEvery < 0 {
-		fullEvery = 0
-	}
 	return &epollEngine{
-		fullEvery: uint64(fullEvery),
+		fullEvery: uint64(max(fullEvery, 0)),
 		epfd:      fd,
 		recs:      make(map[uint64]*record),
+		pending:   make(map[uint64]*record),
 		every:     make(map[uint64]*record),
-		unpolled:  make(map[uint64]bool),
 	}, nil
 }
 
-func epollData(id uint64) unix.EpollEvent {
+func eventFor(id uint64) unix.EpollEvent {
 	return unix.EpollEvent{Events: epollEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 }
 
@@ -95,41 +107,29 @@ func eventID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
+// watch only notes the record: poll registers it.
 func (e *epollEngine) watch(r *record) {
 	e.mu.Lock()
 	e.recs[r.id] = r
+	if e.closed {
+		r.watch = watchEveryTick
+		e.every[r.id] = r
+	} else {
+		r.watch = watchPending
+		e.pending[r.id] = r
+	}
 	e.mu.Unlock()
-	ev := epollData(r.id)
-	e.life.RLock()
-	err := errClosed
-	if e.epfd >= 0 {
-		err = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, int(r.sock.fd), &ev)
-	}
-	e.life.RUnlock()
-	if err != nil {
-		// EEXIST (the same socket wrapped twice by this tracker), ENOSPC
-		// (max_user_watches), ENOMEM, or a closed engine: the socket is
-		// probed on every tick instead, so nothing goes undetected.
-		e.mu.Lock()
-		if e.recs[r.id] == r {
-			e.every[r.id] = r
-			e.unpolled[r.id] = true
-		}
-		e.mu.Unlock()
-	}
 }
-
-var errClosed = errors.New("engine closed")
 
 // unwatch runs before the wrapper closes the descriptor, or on the runtime's
 // cleanup goroutine when the wrapper was collected.
 func (e *epollEngine) unwatch(r *record) {
 	e.mu.Lock()
 	_, watched := e.recs[r.id]
-	registered := watched && !e.unpolled[r.id]
+	registered := watched && r.watch == watchRegistered
 	delete(e.recs, r.id)
+	delete(e.pending, r.id)
 	delete(e.every, r.id)
-	delete(e.unpolled, r.id)
 	e.mu.Unlock()
 	if !registered {
 		return
@@ -155,12 +155,66 @@ func (e *epollEngine) unwatch(r *record) {
 	e.life.RUnlock()
 }
 
-// poll harvests the sockets epoll reported since the last tick, adds those
-// probed on every tick (or every socket, when a full sweep is due or the
-// engine is closed), and probes each once.
+// register adds the sockets watched since the last poll to the epoll
+// instance. Each is registered under the engine lock, so that an unwatch
+// either comes first (and the socket is skipped) or sees it registered
+// (and removes it).
+func (e *epollEngine) register() {
+	e.mu.Lock()
+	e.batch = e.batch[:0]
+	for _, r := range e.pending {
+		e.batch = append(e.batch, r)
+	}
+	if len(e.pending) > 1024 {
+		e.pending = make(map[uint64]*record) // a map keeps its peak size when cleared
+	} else {
+		clear(e.pending)
+	}
+	e.mu.Unlock()
+	for i, r := range e.batch {
+		e.batch[i] = nil
+		e.mu.Lock()
+		if e.recs[r.id] == r && r.watch == watchPending {
+			e.add(r)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// add registers r; it runs under e.mu.
+func (e *epollEngine) add(r *record) {
+	if r.sock.cookie != 0 && socketCookie(r.sock.fd) != r.sock.cookie {
+		// The socket was closed under its wrapper (or by the runtime, the
+		// wrapper's cleanup still to come) and the number reused: registering
+		// it would watch another socket under this id.
+		r.watch = watchLost
+		return
+	}
+	ev := eventFor(r.id)
+	e.life.RLock()
+	var err error = unix.EINVAL
+	if e.epfd >= 0 {
+		err = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, int(r.sock.fd), &ev)
+	}
+	e.life.RUnlock()
+	if err != nil {
+		// EEXIST (the same socket wrapped twice by this tracker), ENOSPC
+		// (max_user_watches), ENOMEM: the socket is probed on every tick
+		// instead, so nothing goes undetected.
+		r.watch = watchEveryTick
+		e.every[r.id] = r
+		return
+	}
+	r.watch = watchRegistered
+}
+
+// poll registers the sockets watched since the last tick, harvests those
+// epoll reported, adds those probed on every tick (or every socket, when a
+// full sweep is due or the engine is closed), and probes each once.
 func (e *epollEngine) poll(found func(*record, sockProbe)) {
 	e.ticks++
 	full := e.fullEvery > 0 && e.ticks%e.fullEvery == 0
+	e.register()
 	open := e.harvest()
 
 	e.mu.Lock()
@@ -206,7 +260,7 @@ func (e *epollEngine) recheck(r *record, event bool, p sockProbe) {
 		return
 	}
 	e.mu.Lock()
-	if e.recs[r.id] == r && !e.unpolled[r.id] {
+	if e.recs[r.id] == r && r.watch == watchRegistered {
 		if confirmed {
 			delete(e.every, r.id)
 		} else {
@@ -247,9 +301,17 @@ func (e *epollEngine) harvest() bool {
 	return true
 }
 
-// close releases the epoll instance. Sockets still tracked are then probed
-// on every poll, since Poll keeps working after Tracker.Close.
+// close releases the epoll instance. Poll keeps working after Tracker.Close:
+// every socket still tracked is then probed on every poll.
 func (e *epollEngine) close() {
+	e.mu.Lock()
+	e.closed = true
+	for id, r := range e.pending {
+		r.watch = watchEveryTick
+		e.every[id] = r
+	}
+	clear(e.pending)
+	e.mu.Unlock()
 	e.life.Lock()
 	if e.epfd >= 0 {
 		unix.Close(e.epfd)

@@ -125,6 +125,7 @@ func TestEpollCollectedDoesNotUnregisterReusedFD(t *testing.T) {
 	defer sa.Close()
 	ra := a.(trackedConn).tracked()
 	fd := ra.sock.fd
+	tr.Poll() // registers a
 	// Close the socket as the runtime would, keep the record open.
 	require.NoError(t, Unwrap(a).Close())
 
@@ -136,6 +137,11 @@ func TestEpollCollectedDoesNotUnregisterReusedFD(t *testing.T) {
 	if b.(trackedConn).tracked().sock.fd != fd {
 		t.Skip("the descriptor number was not reused")
 	}
+	tr.Poll() // registers b
+	e.mu.Lock()
+	require.Equal(t, watchRegistered, ra.watch)
+	require.Equal(t, watchRegistered, b.(trackedConn).tracked().watch)
+	e.mu.Unlock()
 	// Now the runtime reports a's wrapper collected.
 	ra.cleanup.Stop()
 	collectedCleanup(ra)
@@ -163,6 +169,7 @@ func TestEpollCloseAfterRawCloseKeepsReusedFD(t *testing.T) {
 	require.NoError(t, err)
 	defer sa.Close()
 	fd := a.(trackedConn).tracked().sock.fd
+	tr.Poll() // registers a
 	require.NoError(t, Unwrap(a).Close())
 	b, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
 	require.NoError(t, err)
@@ -172,6 +179,8 @@ func TestEpollCloseAfterRawCloseKeepsReusedFD(t *testing.T) {
 	if b.(trackedConn).tracked().sock.fd != fd {
 		t.Skip("the descriptor number was not reused")
 	}
+	tr.Poll() // registers b
+	require.Equal(t, watchRegistered, b.(trackedConn).tracked().watch)
 	a.Close() // net.ErrClosed from the raw conn; the record is released
 	require.NoError(t, sb.Close())
 	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
@@ -185,9 +194,11 @@ func TestEpollRegistrationFailureFallsBackToSweep(t *testing.T) {
 	e := epollOf(t, tr)
 	client, server := dialPair(t, tr)
 	again := tr.WrapConn(Unwrap(client))
+	tr.Poll()
 	e.mu.Lock()
-	assert.True(t, e.unpolled[idOf(again)])
-	assert.False(t, e.unpolled[idOf(client)])
+	assert.Equal(t, watchRegistered, client.(trackedConn).tracked().watch)
+	assert.Equal(t, watchEveryTick, again.(trackedConn).tracked().watch)
+	assert.Contains(t, e.every, idOf(again))
 	e.mu.Unlock()
 	require.NoError(t, server.Close())
 	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 2 }))
@@ -198,7 +209,6 @@ func TestEpollRegistrationFailureFallsBackToSweep(t *testing.T) {
 	e.mu.Lock()
 	assert.Empty(t, e.recs)
 	assert.Empty(t, e.every)
-	assert.Empty(t, e.unpolled)
 	e.mu.Unlock()
 }
 
@@ -208,6 +218,7 @@ func TestEpollFullSweepCatchesMissed(t *testing.T) {
 	e := epollOf(t, tr)
 	client, server := dialPair(t, tr)
 	r := client.(trackedConn).tracked()
+	tr.Poll() // registers it
 	// Make the watcher miss it.
 	require.NoError(t, unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(r.sock.fd), nil))
 	require.NoError(t, server.Close())
@@ -280,4 +291,67 @@ func TestSweepOnlyOption(t *testing.T) {
 	_, server := dialPair(t, tr)
 	require.NoError(t, server.Close())
 	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+}
+
+// A connection closed before the next tick is never registered: it costs
+// no system call in the engine. One that lives on is registered by the
+// poller, and a peer close that came before is reported at once.
+func TestEpollRegistersOnTheNextTick(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	e := epollOf(t, tr)
+	short, _ := dialPair(t, tr)
+	e.mu.Lock()
+	assert.Contains(t, e.pending, idOf(short))
+	e.mu.Unlock()
+	require.NoError(t, short.Close())
+	e.mu.Lock()
+	assert.Empty(t, e.pending)
+	assert.Empty(t, e.recs)
+	e.mu.Unlock()
+
+	long, server := dialPair(t, tr)
+	require.NoError(t, server.Close())
+	time.Sleep(10 * time.Millisecond) // the FIN has arrived before registration
+	tr.Poll()
+	e.mu.Lock()
+	assert.Equal(t, watchRegistered, long.(trackedConn).tracked().watch)
+	assert.Empty(t, e.pending)
+	e.mu.Unlock()
+	assert.Equal(t, StatePeerClosed, State(long.(trackedConn).tracked().state.Load()),
+		"registration reports a peer close that came before it")
+	tr.Poll()
+	require.Len(t, log.Leaks(), 1)
+}
+
+// A socket closed under its wrapper before registration, its number
+// reused, is not registered under the old record's id.
+func TestEpollDoesNotRegisterReusedFD(t *testing.T) {
+	tr, _ := newTestTracker(t, WithFullSweepEvery(0))
+	e := epollOf(t, tr)
+	ln := listen(t)
+	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer a.Close()
+	sa, err := ln.Accept()
+	require.NoError(t, err)
+	defer sa.Close()
+	ra := a.(trackedConn).tracked()
+	require.NoError(t, Unwrap(a).Close())
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer raw.Close()
+	if socketOf(raw, "tcp").fd != ra.sock.fd {
+		t.Skip("the descriptor number was not reused")
+	}
+	tr.Poll()
+	e.mu.Lock()
+	assert.Equal(t, watchLost, ra.watch)
+	e.mu.Unlock()
+}
+
+// size is how many records the engine holds.
+func (e *epollEngine) size() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.recs) + len(e.pending) + len(e.every)
 }

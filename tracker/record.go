@@ -20,6 +20,7 @@ type record struct {
 	label        string
 	openedAt     int64 // nanoseconds since t.epoch
 	accepted     bool
+	watch        uint8 // the engine's registration state, under the engine's lock
 	sock         sockHandle
 	open         *stackEntry
 

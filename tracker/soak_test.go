@@ -1,0 +1,132 @@
+package tracker
+
+import (
+	"flag"
+	"net"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var soakLong = flag.Bool("connleak.soak", false,
+	"run the soak test for 1,000,000 open/close cycles instead of 20,000")
+
+// TestSoak opens and closes tracked loopback connections over and over,
+// from several goroutines, one in ten dropped without Close for the
+// collector to find, with the poller running, and checks that the heap,
+// the goroutine count and the interned-stack table come back to where they
+// were: nothing the tracker keeps grows with the number of connections it
+// has seen. Short by default; -connleak.soak runs 1,000,000 cycles.
+func TestSoak(t *testing.T) {
+	cycles := 20_000
+	switch {
+	case *soakLong:
+		cycles = 1_000_000
+	case testing.Short():
+		cycles = 2_000
+	}
+	tr := New(WithPollInterval(10*time.Millisecond), WithGracePeriod(time.Hour), WithLogger(nil))
+	defer tr.Close()
+
+	const workers = 4
+	lns := make([]net.Listener, workers)
+	for i := range lns {
+		lns[i] = listen(t)
+	}
+	dial := tr.WrapDialer(nil)
+	run := func(n int) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ln := lns[w]
+				for i := range n / workers {
+					c, err := dial(t.Context(), "tcp", ln.Addr().String())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					s, err := ln.Accept()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if i%10 == 0 {
+						// Dropped without Close: the runtime closes the socket
+						// and the tracker reports it collected.
+						s.Close()
+						continue
+					}
+					if i%2 == 0 {
+						c.Write([]byte("x")) // some cycles do I/O, some do not
+					}
+					c.Close()
+					s.Close()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+
+	// settle waits until every dropped wrapper has been collected and the
+	// tracker has forgotten every record.
+	settle := func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			runtime.GC()
+			tr.Poll()
+			if len(tr.all()) == 0 {
+				if e, ok := tr.engine.(interface{ size() int }); !ok || e.size() == 0 {
+					return
+				}
+			}
+			require.True(t, time.Now().Before(deadline), "records are still held: %d", len(tr.all()))
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	// The warm-up fills the bounded history of collected leaks, so that the
+	// baseline includes it.
+	warm := max(cycles/10, 12*maxCollected)
+	run(warm)
+	settle()
+	heap0, gor0, stacks0 := soakState(tr)
+	start := time.Now()
+	run(cycles)
+	elapsed := time.Since(start)
+	settle()
+	heap1, gor1, stacks1 := soakState(tr)
+
+	t.Logf("%d cycles in %v (%v per cycle); heap %d -> %d B, goroutines %d -> %d, interned stacks %d -> %d",
+		cycles, elapsed.Round(time.Millisecond), elapsed/time.Duration(cycles), heap0, heap1, gor0, gor1, stacks0, stacks1)
+	// The heap is back to baseline, within what the runtime itself moves.
+	assert.Less(t, int64(heap1)-int64(heap0), int64(512<<10), "the heap grew")
+	assert.LessOrEqual(t, gor1, gor0, "goroutines grew")
+	assert.Equal(t, stacks0, stacks1, "the interned-stack table grew")
+	assert.Less(t, stacks1, 64, "the interned-stack table holds more than the sites of this test")
+	assert.Equal(t, maxCollected, len(tr.Collected()), "the history of collected leaks is full and bounded")
+}
+
+// soakState returns the live heap after a full collection, the goroutine
+// count once the runtime's own have settled, and the stack table size.
+func soakState(tr *Tracker) (heap uint64, goroutines int, stacks int) {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	time.Sleep(10 * time.Millisecond)
+	return s[0].Value.Uint64(), runtime.NumGoroutine(), tr.stacks.size()
+}
+
+// size is how many records the engine holds.
+func (e *sweepEngine) size() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.recs)
+}
