@@ -27,8 +27,21 @@
 // # Detection
 //
 // Peer close is learned from the program's own Reads (EOF or a reset) on
-// every system, and by probing the sockets on each poll tick: on Linux with
-// getsockopt(TCP_INFO) (CLOSE_WAIT, or CLOSE after a reset), on other Unix
-// systems with recv(MSG_PEEK|MSG_DONTWAIT). The tracker never reads bytes
-// from a socket, never dups it, and never closes anything on its own.
+// every system, and by the poller. On Linux the tracker registers each
+// socket with an epoll instance of its own (EPOLLRDHUP, edge-triggered), so
+// a tick looks only at the sockets whose peer has closed and confirms each
+// with getsockopt(TCP_INFO) (CLOSE_WAIT, or CLOSE after a reset); a full
+// TCP_INFO sweep every WithFullSweepEvery polls catches anything missed. On
+// macOS every socket is probed on each tick with TCP_CONNECTION_INFO, on
+// other Unix systems with recv(MSG_PEEK|MSG_DONTWAIT). The tracker never
+// reads bytes from a socket, never dups it, and never closes anything on its
+// own.
+//
+// # Process sweep, health, profile
+//
+// ProcessSockets lists every socket of the process, wrapped or not, with its
+// TCP state (Linux). Health grades the connections stuck in CLOSE_WAIT
+// against WithThresholds. WithProfile keeps a runtime/pprof profile of open
+// resources by open-site stack (ProfileName), and WithSignalDump writes
+// WriteReport's text on SIGUSR1.
 package tracker

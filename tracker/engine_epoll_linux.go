@@ -76,7 +76,7 @@ type epollEngine struct {
 	ticks  uint64
 	events [harvestBatch]unix.EpollEvent
 	ids    []uint64
-	batch  []*record
+	batch  []*record // watched since the last poll; then, those registered now
 	cands  []candidate
 }
 
@@ -156,9 +156,10 @@ func (e *epollEngine) unwatch(r *record) {
 }
 
 // register adds the sockets watched since the last poll to the epoll
-// instance. Each is registered under the engine lock, so that an unwatch
-// either comes first (and the socket is skipped) or sees it registered
-// (and removes it).
+// instance, and leaves those it registered in e.batch, to be probed once so
+// that reports know their state. Each is registered under the engine lock,
+// so that an unwatch either comes first (and the socket is skipped) or sees
+// it registered (and removes it).
 func (e *epollEngine) register() {
 	e.mu.Lock()
 	e.batch = e.batch[:0]
@@ -171,14 +172,20 @@ func (e *epollEngine) register() {
 		clear(e.pending)
 	}
 	e.mu.Unlock()
+	n := 0
 	for i, r := range e.batch {
 		e.batch[i] = nil
 		e.mu.Lock()
 		if e.recs[r.id] == r && r.watch == watchPending {
 			e.add(r)
+			if r.watch == watchRegistered {
+				e.batch[n] = r
+				n++
+			}
 		}
 		e.mu.Unlock()
 	}
+	e.batch = e.batch[:n]
 }
 
 // add registers r; it runs under e.mu.
@@ -232,7 +239,12 @@ func (e *epollEngine) poll(found func(*record, sockProbe)) {
 		for _, r := range e.every {
 			e.cands = append(e.cands, candidate{r: r})
 		}
+		for _, r := range e.batch {
+			e.cands = append(e.cands, candidate{r: r})
+		}
 	}
+	clear(e.batch)
+	e.batch = e.batch[:0]
 	e.mu.Unlock()
 
 	for i, c := range e.cands {

@@ -50,6 +50,12 @@ func TestEpollTickProbesOnlyPeerClosed(t *testing.T) {
 			servers[i].Close()
 		}
 	}()
+	// The first tick registers them, and probes each once.
+	first := probed(tr)
+	require.Len(t, first, 50)
+	for _, p := range first {
+		assert.Equal(t, "ESTABLISHED", p.name)
+	}
 	// Healthy traffic does not wake the watcher.
 	for i := range clients {
 		_, err := servers[i].Write([]byte("hello"))
@@ -319,6 +325,10 @@ func TestEpollRegistersOnTheNextTick(t *testing.T) {
 	e.mu.Unlock()
 	assert.Equal(t, StatePeerClosed, State(long.(trackedConn).tracked().state.Load()),
 		"registration reports a peer close that came before it")
+	healthy, _ := dialPair(t, tr)
+	tr.Poll()
+	assert.Equal(t, "ESTABLISHED", tr.snapshotOf(idOf(healthy)).SocketState,
+		"a socket is probed once when registered, so reports know its state")
 	tr.Poll()
 	require.Len(t, log.Leaks(), 1)
 }
@@ -354,4 +364,13 @@ func (e *epollEngine) size() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.recs) + len(e.pending) + len(e.every)
+}
+
+func (t *Tracker) snapshotOf(id uint64) Resource {
+	for _, r := range t.Open() {
+		if r.ID == id {
+			return r
+		}
+	}
+	return Resource{}
 }

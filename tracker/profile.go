@@ -10,7 +10,7 @@ import (
 // With net/http/pprof mounted, go tool pprof reads it from
 // /debug/pprof/github.com/connleak/connleak/tracker.open; pprof.Lookup
 // returns it in the program.
-const ProfileName = modulePath + "/tracker.open"
+const ProfileName = "github.com/connleak/connleak/tracker.open"
 
 // openProfile is made on first use: a profile name can be registered once
 // per process, and every tracker with WithProfile shares it.

@@ -163,3 +163,37 @@ func BenchmarkTrackedConnMemory(b *testing.B) {
 	b.ReportMetric(total/float64(n), "B/conn")
 	b.ReportMetric(raw, "raw-B/conn")
 }
+
+// BenchmarkDialAcceptCloseRegistered is BenchmarkDialAcceptClose for a
+// connection that lives across a poll tick: the tick registers its socket
+// with epoll (and probes it once), and Close deregisters it. The raw case
+// runs the same tick on a tracker with nothing to register, so the
+// difference is the whole cost of watching one long-lived connection.
+func BenchmarkDialAcceptCloseRegistered(b *testing.B) {
+	for _, mode := range []string{"raw", "tracked"} {
+		b.Run(mode, func(b *testing.B) {
+			tr, ln := benchSetup(b)
+			var d net.Dialer
+			dial := DialFunc(d.DialContext)
+			if mode == "tracked" {
+				dial = tr.WrapDialer(dial)
+			}
+			ctx := b.Context()
+			addr := ln.Addr().String()
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := dial(ctx, "tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				tr.Poll()
+				c.Close()
+				s.Close()
+			}
+		})
+	}
+}
