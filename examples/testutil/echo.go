@@ -20,10 +20,11 @@ import (
 
 // Server echoes each line it reads back to the client.
 type Server struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
 }
 
 // Serve starts serving on ln (give it a tracker's WrapListener to track the
@@ -43,6 +44,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	s.mu.Lock()
+	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}
@@ -59,9 +61,14 @@ func (s *Server) acceptLoop() {
 			return
 		}
 		s.mu.Lock()
+		if s.closed { // accepted while Close ran: Close has not seen it
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
 		s.conns[c] = struct{}{}
-		s.mu.Unlock()
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go s.handle(c)
 	}
 }
