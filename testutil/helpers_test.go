@@ -87,11 +87,14 @@ func newServerTB(t testing.TB) *server {
 
 func (s *server) addr() string { return s.ln.Addr().String() }
 
-// hangUp closes the listener and every accepted connection, and waits for
-// the accept loop to end.
+// hangUp closes every connection and the listener. It first accepts what is
+// still queued (Accept stops at a deadline a little later), so that every
+// client that dialed sees this side close, in CLOSE_WAIT, rather than a
+// reset of a connection that was never accepted.
 func (s *server) hangUp() {
-	s.ln.Close()
+	s.ln.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Millisecond))
 	<-s.done
+	s.ln.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.conns {

@@ -17,31 +17,32 @@ func startServer(t *testing.T) (addr string, stop func()) {
 		t.Fatal(err)
 	}
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		done  bool
+		mu         sync.Mutex
+		conns      []net.Conn
+		acceptDone = make(chan struct{})
 	)
 	go func() {
+		defer close(acceptDone)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			mu.Lock()
-			if done {
-				c.Close()
-			} else {
-				conns = append(conns, c)
-			}
+			conns = append(conns, c)
 			mu.Unlock()
 		}
 	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			// Accept what is still queued first (Accept stops at the
+			// deadline), so that every client sees this side close and goes
+			// to CLOSE_WAIT, rather than being reset from the queue.
+			ln.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Millisecond))
+			<-acceptDone
 			ln.Close()
 			mu.Lock()
-			done = true
 			for _, c := range conns {
 				c.Close()
 			}
