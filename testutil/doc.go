@@ -59,7 +59,8 @@
 //
 // # Using goleak directly too
 //
-// VerifyNone without WithTracker starts tracker.Default(), whose poller
+// VerifyNone without WithTracker starts tracker.Default() (so do
+// IgnoreCurrent and WithProcessSockets, for the process sweep), whose poller
 // goroutine runs for the life of the process. testutil's own goroutine check
 // never reports it; a direct goleak.VerifyNone or goleak.VerifyTestMain in
 // the same package needs

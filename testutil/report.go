@@ -29,6 +29,9 @@ func formatReport(f *findings, s scope) string {
 	}
 	if f.goroutines != nil {
 		parts = append(parts, "leaked goroutines")
+		if !strings.HasPrefix(f.goroutines.Error(), "found unexpected goroutines") {
+			parts[len(parts)-1] = "a failed goroutine check"
+		}
 	}
 	who := "the test"
 	switch {
@@ -61,8 +64,13 @@ func formatReport(f *findings, s scope) string {
 		writeSockets(&b, f.sockets)
 	}
 	if f.goroutines != nil {
-		b.WriteString("\ngoroutines still running (goleak):\n")
-		indent(&b, strings.TrimPrefix(f.goroutines.Error(), "found unexpected goroutines:\n"), "    ")
+		const found = "found unexpected goroutines:\n"
+		if text, ok := strings.CutPrefix(f.goroutines.Error(), found); ok {
+			b.WriteString("\ngoroutines still running (goleak):\n")
+			indent(&b, text, "    ")
+		} else { // goleak refused its options
+			fmt.Fprintf(&b, "\nthe goroutine check failed: goleak: %v\n", f.goroutines)
+		}
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

@@ -270,6 +270,15 @@ func TestGoroutinesShareTheTimeout(t *testing.T) {
 	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(3*time.Second), testutil.WithGoroutines())
 	assert.False(t, rec.failed(), rec.text())
 
+	// goleak's refusal of its options is reported as such.
+	rec = &recorder{name: t.Name()}
+	start = time.Now()
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(time.Second),
+		testutil.WithGoroutines(goleak.Cleanup(func(int) {})))
+	assert.Less(t, time.Since(start), 500*time.Millisecond, "a refusal is not retried")
+	assert.Contains(t, rec.text(), "left a failed goroutine check")
+	assert.Contains(t, rec.text(), "the goroutine check failed: goleak: Cleanup can only be passed")
+
 	// goleak's own options pass through.
 	stop = make(chan struct{})
 	defer close(stop)
