@@ -62,10 +62,13 @@ type epollEngine struct {
 	life sync.RWMutex
 	epfd int
 
-	mu      sync.Mutex
-	closed  bool
-	recs    map[uint64]*record // every watched record, by id
-	pending map[uint64]*record // watched since the last poll, not registered yet
+	mu     sync.Mutex
+	closed bool
+	// recs and pending hold every watched record, by id: pending those
+	// watched since the last poll, recs those the poll has seen since. A
+	// connection closed before the next poll touches only pending.
+	recs    map[uint64]*record
+	pending map[uint64]*record
 	// every holds records probed on every tick: those epoll refused, and
 	// non-TCP sockets whose peer shut down but whose probe could not confirm
 	// it yet (a peek is blind behind unread data, and an edge-triggered event
@@ -110,9 +113,9 @@ func eventID(ev *unix.EpollEvent) uint64 {
 // watch only notes the record: poll registers it.
 func (e *epollEngine) watch(r *record) {
 	e.mu.Lock()
-	e.recs[r.id] = r
 	if e.closed {
 		r.watch = watchEveryTick
+		e.recs[r.id] = r
 		e.every[r.id] = r
 	} else {
 		r.watch = watchPending
@@ -125,10 +128,14 @@ func (e *epollEngine) watch(r *record) {
 // cleanup goroutine when the wrapper was collected.
 func (e *epollEngine) unwatch(r *record) {
 	e.mu.Lock()
+	if _, ok := e.pending[r.id]; ok {
+		delete(e.pending, r.id)
+		e.mu.Unlock()
+		return
+	}
 	_, watched := e.recs[r.id]
 	registered := watched && r.watch == watchRegistered
 	delete(e.recs, r.id)
-	delete(e.pending, r.id)
 	delete(e.every, r.id)
 	e.mu.Unlock()
 	if !registered {
@@ -157,31 +164,35 @@ func (e *epollEngine) unwatch(r *record) {
 
 // register adds the sockets watched since the last poll to the epoll
 // instance, and leaves those it registered in e.batch, to be probed once so
-// that reports know their state. Each is registered under the engine lock,
-// so that an unwatch either comes first (and the socket is skipped) or sees
-// it registered (and removes it).
+// that reports know their state. Each moves from pending to recs and is
+// registered under the engine lock, so that an unwatch either comes first
+// (and the socket is skipped) or finds it registered (and removes it).
 func (e *epollEngine) register() {
 	e.mu.Lock()
 	e.batch = e.batch[:0]
 	for _, r := range e.pending {
 		e.batch = append(e.batch, r)
 	}
-	if len(e.pending) > 1024 {
-		e.pending = make(map[uint64]*record) // a map keeps its peak size when cleared
-	} else {
-		clear(e.pending)
-	}
 	e.mu.Unlock()
 	n := 0
 	for i, r := range e.batch {
 		e.batch[i] = nil
 		e.mu.Lock()
-		if e.recs[r.id] == r && r.watch == watchPending {
+		if e.pending[r.id] == r {
+			delete(e.pending, r.id)
+			e.recs[r.id] = r
 			e.add(r)
 			if r.watch == watchRegistered {
 				e.batch[n] = r
 				n++
 			}
+		}
+		e.mu.Unlock()
+	}
+	if len(e.batch) > 1024 {
+		e.mu.Lock()
+		if len(e.pending) == 0 {
+			e.pending = make(map[uint64]*record) // a map keeps its peak size when emptied
 		}
 		e.mu.Unlock()
 	}
@@ -228,6 +239,9 @@ func (e *epollEngine) poll(found func(*record, sockProbe)) {
 	e.cands = e.cands[:0]
 	if full || !open {
 		for _, r := range e.recs {
+			e.cands = append(e.cands, candidate{r: r})
+		}
+		for _, r := range e.pending { // watched while register ran
 			e.cands = append(e.cands, candidate{r: r})
 		}
 	} else {
@@ -320,6 +334,7 @@ func (e *epollEngine) close() {
 	e.closed = true
 	for id, r := range e.pending {
 		r.watch = watchEveryTick
+		e.recs[id] = r
 		e.every[id] = r
 	}
 	clear(e.pending)

@@ -68,13 +68,19 @@ func (r *record) sawPeerClose(skip int) {
 
 // markClosed moves the record to StateClosed; only the first caller wins.
 func (r *record) markClosed() bool {
+	_, ok := r.closeFrom()
+	return ok
+}
+
+// closeFrom is markClosed, also returning the state the record left.
+func (r *record) closeFrom() (State, bool) {
 	for {
 		old := r.state.Load()
 		if State(old) == StateClosed {
-			return false
+			return StateClosed, false
 		}
 		if r.state.CompareAndSwap(old, int32(StateClosed)) {
-			return true
+			return State(old), true
 		}
 	}
 }

@@ -195,11 +195,17 @@ func (t *Tracker) markPeerClosed(r *record, now int64) {
 // the underlying Close, so that the socket is no longer probed when its
 // descriptor number is freed.
 func (t *Tracker) release(r *record, skip int) {
-	if !r.markClosed() {
+	from, ok := r.closeFrom()
+	if !ok {
 		return
 	}
 	r.closedAt.Store(t.now())
-	r.closeSite.Store(t.stacks.capture(skip+1, t.cfg.stackDepth))
+	if _, held := t.cfg.holdLimits[r.kind]; from == StatePeerClosed || held {
+		// The close site is shown only when a reported leak is resolved, and
+		// only a peer-closed or hold-limited resource can have been reported:
+		// other Closes skip the stack walk, the costliest part of a Close.
+		r.closeSite.Store(t.stacks.capture(skip+1, t.cfg.stackDepth))
+	}
 	r.cleanup.Stop()
 	t.forget(r)
 }

@@ -96,7 +96,10 @@ type Resource struct {
 	// PeerCloseSeenStack is where a Read returned EOF or a reset to the
 	// program: the code that learned the peer had gone.
 	PeerCloseSeenStack Stack
-	// CloseStack is where the resource was closed; empty while open.
+	// CloseStack is where the resource was closed, in the Leak of a
+	// resolved event (WithOnResolved); empty while open. It is recorded for
+	// resources that could have been reported leaked (whose peer had closed,
+	// or whose kind has a hold limit), and left empty for other Closes.
 	CloseStack Stack
 }
 
