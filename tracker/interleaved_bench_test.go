@@ -117,3 +117,33 @@ func BenchmarkInterleavedEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInterleavedDialAcceptCloseRegistered: the same for a connection
+// that lives across a poll tick, which registers it with epoll (Linux) and
+// probes it once; its Close deregisters it. The raw case runs the same tick
+// on a tracker with nothing to register.
+func BenchmarkInterleavedDialAcceptCloseRegistered(b *testing.B) {
+	tr, ln := benchSetup(b)
+	idle := quietTracker(b)
+	var d net.Dialer
+	rawDial := DialFunc(d.DialContext)
+	trackedDial := tr.WrapDialer(rawDial)
+	ctx := b.Context()
+	addr := ln.Addr().String()
+	cycle := func(dial DialFunc, poller *Tracker) func() {
+		return func() {
+			c, err := dial(ctx, "tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				b.Fatal(err)
+			}
+			poller.Poll()
+			c.Close()
+			s.Close()
+		}
+	}
+	interleave(b, cycle(rawDial, idle), cycle(trackedDial, tr))
+}
