@@ -52,7 +52,7 @@ func (e *sweepEngine) poll(found func(*record, sockProbe)) {
 	e.mu.Unlock()
 	for i, r := range e.buf {
 		e.buf[i] = nil
-		p := probeSocket(r.sock)
+		p := probeSocket(r.handle())
 		// A Close that raced with the probe may have freed the descriptor
 		// number for another socket: trust nothing about a closed record.
 		if State(r.state.Load()) == StateClosed {
@@ -64,19 +64,29 @@ func (e *sweepEngine) poll(found func(*record, sockProbe)) {
 
 func (e *sweepEngine) close() {}
 
-// socketOf finds the descriptor under c without keeping c reachable and
+// descriptorOf finds the descriptor under x without keeping x reachable and
 // without dup'ing it (File would).
-func socketOf(c net.Conn, network string) sockHandle {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return sockHandle{}
+func descriptorOf(x any) (fd uintptr, ok bool) {
+	sc, isSC := x.(syscall.Conn)
+	if !isSC {
+		return 0, false
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return sockHandle{}
+		return 0, false
 	}
+	if raw.Control(func(d uintptr) { fd, ok = d, true }) != nil {
+		return 0, false
+	}
+	return fd, ok
+}
+
+// socketOf describes the socket under c. Its cookie is not read here: that
+// system call would be paid by every connection, most of which close before
+// the poller ever looks at them.
+func socketOf(c net.Conn, network string) sockHandle {
 	var h sockHandle
-	if raw.Control(func(fd uintptr) { h.fd, h.ok = fd, true }) != nil {
+	if h.fd, h.ok = descriptorOf(c); !h.ok {
 		return sockHandle{}
 	}
 	switch network {
@@ -84,9 +94,6 @@ func socketOf(c net.Conn, network string) sockHandle {
 		h.tcp, h.stream = true, true
 	case "unix":
 		h.stream = true
-	}
-	if h.ok && h.stream {
-		h.cookie = socketCookie(h.fd)
 	}
 	return h
 }

@@ -149,7 +149,7 @@ func (e *epollEngine) unwatch(r *record) {
 		// carrying this id is ignored since the id is no longer in recs.
 		return
 	}
-	if r.sock.cookie != 0 && socketCookie(r.sock.fd) != r.sock.cookie {
+	if c := r.cookie.Load(); c != 0 && socketCookie(r.sock.fd) != c {
 		// The program closed the socket under the wrapper and the number was
 		// reused: same reasoning.
 		return
@@ -201,7 +201,7 @@ func (e *epollEngine) register() {
 
 // add registers r; it runs under e.mu.
 func (e *epollEngine) add(r *record) {
-	if r.sock.cookie != 0 && socketCookie(r.sock.fd) != r.sock.cookie {
+	if !r.identify() {
 		// The socket was closed under its wrapper (or by the runtime, the
 		// wrapper's cleanup still to come) and the number reused: registering
 		// it would watch another socket under this id.
@@ -264,7 +264,7 @@ func (e *epollEngine) poll(found func(*record, sockProbe)) {
 	for i, c := range e.cands {
 		e.cands[i] = candidate{}
 		r := c.r
-		p := probeSocket(r.sock)
+		p := probeSocket(r.handle())
 		// A Close that raced with the probe may have freed the descriptor
 		// number for another socket: trust nothing about a closed record.
 		if State(r.state.Load()) == StateClosed {

@@ -64,7 +64,9 @@ func (t *Tracker) WrapListener(l net.Listener) net.Listener {
 	if r.laddr != nil {
 		r.network = r.laddr.Network()
 	}
-	r.sock = listenerSocket(l) // for the process sweep; never watched
+	var cookie uint64
+	r.sock, cookie = listenerSocket(l) // for the process sweep; never watched
+	r.cookie.Store(cookie)
 	var w net.Listener
 	switch u := l.(type) {
 	case *net.TCPListener:

@@ -3,7 +3,6 @@ package tracker
 import (
 	"net"
 	"sort"
-	"syscall"
 )
 
 // Socket is one socket of this process found by the process sweep.
@@ -24,8 +23,10 @@ type Socket struct {
 func (t *Tracker) trackedCookies() map[uint64]uint64 {
 	m := make(map[uint64]uint64)
 	for _, r := range t.all() {
-		if r.sock.ok && r.sock.cookie != 0 && State(r.state.Load()) != StateClosed {
-			m[r.sock.cookie] = r.id
+		if r.sock.ok && State(r.state.Load()) != StateClosed && r.identify() {
+			if c := r.cookie.Load(); c != 0 {
+				m[c] = r.id
+			}
 		}
 	}
 	return m
@@ -34,23 +35,11 @@ func (t *Tracker) trackedCookies() map[uint64]uint64 {
 // listenerSocket identifies the socket under a listener so that the process
 // sweep can tell it is tracked. Listeners are not watched by the engine: a
 // listener has no peer.
-func listenerSocket(l net.Listener) sockHandle {
-	sc, ok := l.(syscall.Conn)
-	if !ok {
-		return sockHandle{}
+func listenerSocket(l net.Listener) (h sockHandle, cookie uint64) {
+	if h.fd, h.ok = descriptorOf(l); h.ok {
+		cookie = socketCookie(h.fd)
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return sockHandle{}
-	}
-	var h sockHandle
-	if raw.Control(func(fd uintptr) { h.fd, h.ok = fd, true }) != nil {
-		return sockHandle{}
-	}
-	if h.ok {
-		h.cookie = socketCookie(h.fd)
-	}
-	return h
+	return h, cookie
 }
 
 func sortSockets(s []Socket) {

@@ -22,6 +22,7 @@ type record struct {
 	accepted     bool
 	watch        uint8 // the engine's registration state, under the engine's lock
 	sock         sockHandle
+	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	open         *stackEntry
 
 	firstIO      atomic.Pointer[stackEntry]
@@ -64,6 +65,13 @@ func (r *record) sawPeerClose(skip int) {
 		}
 	}
 	r.t.markPeerClosed(r, r.t.now())
+}
+
+// handle is the record's socket with its cookie as known now.
+func (r *record) handle() sockHandle {
+	h := r.sock
+	h.cookie = r.cookie.Load()
+	return h
 }
 
 // markClosed moves the record to StateClosed; only the first caller wins.

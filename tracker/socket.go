@@ -19,7 +19,9 @@ type sockProbe struct {
 
 // sockHandle identifies the socket under a tracked connection without keeping
 // the connection reachable: the descriptor number and, where the platform has
-// one, a cookie that tells a reused descriptor from the original.
+// one, a cookie that tells a reused descriptor from the original. The cookie
+// is read off the program's dial path (see record.identify); zero means not
+// known.
 type sockHandle struct {
 	fd     uintptr
 	cookie uint64

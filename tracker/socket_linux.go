@@ -3,6 +3,8 @@
 package tracker
 
 import (
+	"net"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -72,4 +74,58 @@ func tcpStateName(st uint8) string {
 		return linuxTCPStates[st]
 	}
 	return "UNKNOWN"
+}
+
+// identify reads the cookie of r's socket the first time the tracker needs
+// it, on the poller rather than on the program's dial path. By then the
+// descriptor number could in principle name another socket (a wrapper
+// collected, its socket closed by the runtime before the tracker's cleanup
+// ran, the number reused), so the socket's addresses must match the record's
+// first. It reports whether the descriptor is still r's socket.
+func (r *record) identify() bool {
+	if r.cookie.Load() != 0 {
+		return true
+	}
+	if !r.sock.ok || State(r.state.Load()) == StateClosed {
+		return false
+	}
+	if r.sock.tcp && !sameTCPAddrs(r.sock.fd, r.laddr, r.raddr) {
+		return false
+	}
+	// Zero (a kernel without SO_COOKIE) leaves the addresses as the only check.
+	r.cookie.CompareAndSwap(0, socketCookie(r.sock.fd))
+	return true
+}
+
+// sameTCPAddrs reports whether the socket at fd has the given addresses. The
+// peer address is gone after a reset (ENOTCONN); the local one is kept.
+func sameTCPAddrs(fd uintptr, laddr, raddr net.Addr) bool {
+	if laddr != nil {
+		sa, err := unix.Getsockname(int(fd))
+		if err != nil || sockaddrString(sa) != laddr.String() {
+			return false
+		}
+	}
+	if raddr != nil {
+		sa, err := unix.Getpeername(int(fd))
+		if err == nil && sockaddrString(sa) != raddr.String() {
+			return false
+		}
+		if err != nil && err != unix.ENOTCONN {
+			return false
+		}
+	}
+	return true
+}
+
+// sockaddrString formats a TCP socket address as net.TCPAddr.String does,
+// IPv4-mapped addresses as plain IPv4.
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port)).String()
+	}
+	return ""
 }
