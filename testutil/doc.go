@@ -64,5 +64,5 @@
 // goroutine runs for the life of the process. testutil's own goroutine check
 // never reports it; a direct goleak.VerifyNone or goleak.VerifyTestMain in
 // the same package needs
-// goleak.IgnoreAnyFunction("github.com/connleak/connleak/tracker.(*Tracker).run").
+// goleak.IgnoreAnyFunction("github.com/connleak/connleak/tracker.(*Tracker).runProcessWide").
 package testutil

@@ -361,3 +361,16 @@ func TestProcessSocketsUnsupportedNote(t *testing.T) {
 	assert.False(t, rec.failed(), rec.text())
 	assert.Contains(t, strings.Join(rec.logs, "\n"), "WithProcessSockets skipped")
 }
+
+// A tracker made with tracker.New and never closed leaves its poller
+// running: the goroutine check reports it, while the poller of
+// tracker.Default(), which lives as long as the process, is never reported.
+func TestForgottenTrackerPollerIsReported(t *testing.T) {
+	_ = tracker.Default()
+	forgotten := tracker.New(tracker.WithLogger(nil))
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTimeout(0), testutil.WithGoroutines())
+	require.NoError(t, forgotten.Close())
+	assert.Contains(t, rec.text(), "tracker.(*Tracker).run")
+	assert.NotContains(t, rec.text(), "runProcessWide")
+}

@@ -57,6 +57,13 @@ const (
 // programming error: New panics with an error naming the option (Validate
 // returns the same error without panicking). Call Close to stop the poller.
 func New(opts ...Option) *Tracker {
+	t := build(opts)
+	go t.run()
+	return t
+}
+
+// build makes a Tracker without starting its poller.
+func build(opts []Option) *Tracker {
 	cfg := defaultConfig()
 	if err := cfg.applyAll(opts); err != nil {
 		panic(err)
@@ -74,7 +81,6 @@ func New(opts ...Option) *Tracker {
 		t.shards[i].m = make(map[uint64]*record)
 	}
 	t.sig = startSignalDump(t)
-	go t.run()
 	return t
 }
 
@@ -84,11 +90,22 @@ var (
 )
 
 // Default returns the process-wide Tracker, made with default options the
-// first time it is asked for. It is never closed.
+// first time it is asked for. It is never closed. Its poller goroutine runs
+// in (*Tracker).runProcessWide, the name goroutine-leak checks ignore.
 func Default() *Tracker {
-	defaultOnce.Do(func() { defaultTracker = New() })
+	defaultOnce.Do(func() {
+		defaultTracker = build(nil)
+		go defaultTracker.runProcessWide()
+	})
 	return defaultTracker
 }
+
+// runProcessWide is Default's poller. A name of its own lets goroutine-leak
+// checks ignore this one poller, which lives as long as the process, and
+// still catch the poller of a tracker that someone forgot to Close.
+//
+//go:noinline
+func (t *Tracker) runProcessWide() { t.run() }
 
 // Close stops the poller and waits for it to finish. Wrapped connections
 // keep working and are still recorded; Poll can still be called. Close is
