@@ -21,7 +21,9 @@ func (c *conn) Read(b []byte) (int, error) {
 }
 
 func (c *conn) Write(b []byte) (int, error) {
+	c.rec.writing.Add(1) // a Write blocked on a slow reader is not idleness
 	n, err := c.Conn.Write(b)
+	c.rec.writing.Add(-1)
 	c.rec.observe(err)
 	return n, err
 }
@@ -105,17 +107,38 @@ func (c *tcpConn) SetReadBuffer(n int) error     { return c.tcp.SetReadBuffer(n)
 func (c *tcpConn) SetWriteBuffer(n int) error    { return c.tcp.SetWriteBuffer(n) }
 func (c *tcpConn) MultipathTCP() (bool, error)   { return c.tcp.MultipathTCP() }
 func (c *tcpConn) File() (f *os.File, err error) { return c.tcp.File() }
+// ReadFrom copies into the connection, keeping the sendfile and splice paths
+// of *net.TCPConn even when the source is a tracked conn too. An error may
+// come from either side, so it is not taken as a peer close of either: the
+// socket probe sees a real one.
 func (c *tcpConn) ReadFrom(r io.Reader) (int64, error) {
-	n, err := readFrom(c.tcp, r)
-	c.rec.observe(err)
+	c.rec.writing.Add(1)
+	n, src, err := readFrom(c.tcp, r)
+	c.rec.writing.Add(-1)
+	c.rec.touch(1)
+	if src != nil {
+		src.touch(1)
+		if err == nil {
+			src.sawPeerClose(1) // ReadFrom stops cleanly only at the source's EOF
+		}
+	}
 	return n, err
 }
 
 // WriteTo copies from the connection until EOF, keeping the splice path of
-// *net.TCPConn. A nil error means the peer closed its side.
+// *net.TCPConn. A nil error means the peer closed its side; an error may
+// come from either side and is left to the socket probes.
 func (c *tcpConn) WriteTo(w io.Writer) (int64, error) {
-	n, err := c.tcp.WriteTo(unwrapWriter(w))
-	c.rec.observe(err)
+	dst, drec := unwrapWriter(w)
+	if drec != nil {
+		drec.writing.Add(1)
+	}
+	n, err := c.tcp.WriteTo(dst)
+	if drec != nil {
+		drec.writing.Add(-1)
+		drec.touch(1)
+	}
+	c.rec.touch(1)
 	if err == nil {
 		c.rec.sawPeerClose(1)
 	}
@@ -167,28 +190,26 @@ func (c *unixConn) WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int,
 
 // readFrom lets *net.TCPConn see through a wrapped source so that sendfile
 // and splice still apply when both ends are tracked.
-func readFrom(dst tcpLike, r io.Reader) (int64, error) {
+// It returns the source's record when the source is tracked; a source
+// behind an io.LimitedReader stops at the limit, not at its EOF, so its
+// record is touched here and not returned.
+func readFrom(dst tcpLike, r io.Reader) (int64, *record, error) {
 	switch src := r.(type) {
 	case *io.LimitedReader:
 		inner, rec := unwrapReader(src.R)
 		if rec == nil {
-			return dst.ReadFrom(r)
+			n, err := dst.ReadFrom(r)
+			return n, nil, err
 		}
 		lr := &io.LimitedReader{R: inner, N: src.N}
 		n, err := dst.ReadFrom(lr)
 		src.N = lr.N
-		rec.observe(err)
-		return n, err
+		rec.touch(2)
+		return n, nil, err
 	default:
 		inner, rec := unwrapReader(r)
 		n, err := dst.ReadFrom(inner)
-		if rec != nil {
-			rec.observe(err)
-			if err == nil {
-				rec.sawPeerClose(2) // ReadFrom stops cleanly only at the source's EOF
-			}
-		}
-		return n, err
+		return n, rec, err
 	}
 }
 
@@ -205,11 +226,11 @@ func unwrapReader(r io.Reader) (io.Reader, *record) {
 	return r, nil
 }
 
-func unwrapWriter(w io.Writer) io.Writer {
+func unwrapWriter(w io.Writer) (io.Writer, *record) {
 	if tc, ok := w.(trackedConn); ok {
-		return tc.NetConn()
+		return tc.NetConn(), tc.tracked()
 	}
-	return w
+	return w, nil
 }
 
 // WrapConn starts tracking c and returns a connection that behaves exactly

@@ -292,3 +292,91 @@ func TestCallbackPanicIsRecovered(t *testing.T) {
 	}))
 	assert.Contains(t, logged.String(), "user bug")
 }
+
+// slowReader yields a little data every tick until its time is up: a reply
+// produced slowly, copied by one long ReadFrom.
+type slowReader struct {
+	until time.Time
+	tick  time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if time.Now().After(s.until) {
+		return 0, io.EOF
+	}
+	time.Sleep(s.tick)
+	return copy(p, "slow reply\n"), nil
+}
+
+// One io.Copy that keeps writing a reply to a half-closed peer for longer
+// than the grace period is busy, not quiet: no leak while it runs.
+func TestLongCopyToHalfClosedPeerIsNotALeak(t *testing.T) {
+	const grace = 60 * time.Millisecond
+	tr, log := newTestTracker(t, WithGracePeriod(grace))
+	ln := tr.WrapListener(listen(t))
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+	go io.Copy(io.Discard, client)
+	require.NoError(t, client.(*net.TCPConn).CloseWrite())
+	_, err = io.ReadAll(server)
+	require.NoError(t, err)
+
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(server, &slowReader{until: time.Now().Add(6 * grace), tick: grace / 6})
+		copied <- err
+	}()
+	for done := false; !done; {
+		select {
+		case err := <-copied:
+			require.NoError(t, err)
+			done = true
+		case <-time.After(grace / 6):
+			tr.Poll()
+		}
+	}
+	assert.Empty(t, log.Leaks(), "a copy still writing the reply is not a leak")
+	require.True(t, pollUntil(t, tr, 20*grace, func() bool { return len(log.Leaks()) == 1 }),
+		"once the copy is over and the conn left open, it is")
+}
+
+// In a proxy's io.Copy(client, upstream), a client that resets is the
+// client's peer close, never the upstream's.
+func TestCopyErrorIsNotBlamedOnTheOtherSide(t *testing.T) {
+	tr, log := newTestTracker(t, WithGracePeriod(time.Hour))
+	upstream, upstreamPeer := dialPair(t, tr)
+	client, clientPeer := dialPair(t, tr)
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := upstreamPeer.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	require.NoError(t, clientPeer.(*net.TCPConn).SetLinger(0))
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		clientPeer.Close() // RST
+	}()
+	_, err := io.Copy(client, upstream)
+	require.Error(t, err)
+	var up, cl Resource
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool {
+		for _, r := range tr.Open() {
+			switch r.ID {
+			case idOf(upstream):
+				up = r
+			case idOf(client):
+				cl = r
+			}
+		}
+		return cl.State == StatePeerClosed
+	}), "the client's reset is found")
+	assert.Equal(t, StateActive, up.State, "the healthy upstream is not peer-closed")
+	assert.Empty(t, log.Leaks())
+}

@@ -30,6 +30,7 @@ type record struct {
 	closeSite    atomic.Pointer[stackEntry]
 	needFirstIO  atomic.Bool
 	lastIO       atomic.Int64 // nanoseconds since t.epoch; 0: never
+	writing      atomic.Int32 // writes in progress: a busy conn is not quiet
 	state        atomic.Int32
 	peerClosedAt atomic.Int64
 	closedAt     atomic.Int64
@@ -45,14 +46,19 @@ type record struct {
 // observe is called after every Read and Write on a wrapped connection. It
 // must stay cheap and allocation-free: it is on the program's I/O path.
 func (r *record) observe(err error) {
-	if r.needFirstIO.Load() && r.needFirstIO.CompareAndSwap(true, false) {
-		// observe <- wrapper method <- the handler's line
-		r.firstIO.Store(r.t.stacks.capture(2, r.t.cfg.stackDepth))
-	}
-	r.lastIO.Store(r.t.now())
+	r.touch(2) // observe <- wrapper method <- the program's line
 	if err != nil && (err == io.EOF || isResetError(err)) {
 		r.sawPeerClose(2)
 	}
+}
+
+// touch records I/O now and, for an accepted connection's first I/O, where:
+// skip frames above touch's caller is the program's line.
+func (r *record) touch(skip int) {
+	if r.needFirstIO.Load() && r.needFirstIO.CompareAndSwap(true, false) {
+		r.firstIO.Store(r.t.stacks.capture(skip+1, r.t.cfg.stackDepth))
+	}
+	r.lastIO.Store(r.t.now())
 }
 
 // sawPeerClose notes that a Read or Write told the program the peer is gone,

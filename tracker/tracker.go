@@ -335,7 +335,7 @@ func (t *Tracker) suspectList() []*record {
 func (t *Tracker) judge(r *record, now int64) Reason {
 	switch State(r.state.Load()) {
 	case StatePeerClosed:
-		if r.kind != KindListener && now-r.quietSince() > int64(t.cfg.grace) {
+		if r.kind != KindListener && r.writing.Load() == 0 && now-r.quietSince() > int64(t.cfg.grace) {
 			return ReasonPeerClosed
 		}
 	case StateClosed:
@@ -416,7 +416,9 @@ func (t *Tracker) poll() (next int64) {
 // changes: the end of its grace period or hold limit; 0 if never.
 func (t *Tracker) dueAt(r *record) int64 {
 	var due int64
-	if State(r.state.Load()) == StatePeerClosed && r.kind != KindListener {
+	// A write in progress restarts the grace when it ends; the regular tick
+	// judges it then.
+	if State(r.state.Load()) == StatePeerClosed && r.kind != KindListener && r.writing.Load() == 0 {
 		due = r.quietSince() + int64(t.cfg.grace) + 1
 	}
 	if limit, ok := t.cfg.holdLimits[r.kind]; ok && limit > 0 {
