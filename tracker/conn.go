@@ -107,6 +107,7 @@ func (c *tcpConn) SetReadBuffer(n int) error     { return c.tcp.SetReadBuffer(n)
 func (c *tcpConn) SetWriteBuffer(n int) error    { return c.tcp.SetWriteBuffer(n) }
 func (c *tcpConn) MultipathTCP() (bool, error)   { return c.tcp.MultipathTCP() }
 func (c *tcpConn) File() (f *os.File, err error) { return c.tcp.File() }
+
 // ReadFrom copies into the connection, keeping the sendfile and splice paths
 // of *net.TCPConn even when the source is a tracked conn too. An error may
 // come from either side, so it is not taken as a peer close of either: the
