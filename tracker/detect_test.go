@@ -380,3 +380,30 @@ func TestCopyErrorIsNotBlamedOnTheOtherSide(t *testing.T) {
 	assert.Equal(t, StateActive, up.State, "the healthy upstream is not peer-closed")
 	assert.Empty(t, log.Leaks())
 }
+
+// A leak reported, then dropped and collected, is one leak and one
+// resolution, never a second leak.
+func TestReportedLeakThenCollectedIsResolvedOnce(t *testing.T) {
+	tr, log := newTestTracker(t)
+	ln := listen(t)
+	func() {
+		c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		s.Close()
+		require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+		_ = c // dropped here, never closed
+	}()
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool {
+		runtime.GC()
+		return len(log.Resolved()) == 1
+	}), "the collected leak resolves")
+	for range 3 {
+		runtime.GC()
+		tr.Poll()
+	}
+	assert.Len(t, log.Leaks(), 1)
+	assert.Equal(t, ReasonPeerClosed, log.Leaks()[0].Reason)
+	assert.Len(t, log.Resolved(), 1)
+}

@@ -52,6 +52,9 @@ func (e *sweepEngine) poll(found func(*record, sockProbe)) {
 	e.mu.Unlock()
 	for i, r := range e.buf {
 		e.buf[i] = nil
+		if !r.identify() {
+			continue // the descriptor is no longer r's socket
+		}
 		p := probeSocket(r.handle())
 		// A Close that raced with the probe may have freed the descriptor
 		// number for another socket: trust nothing about a closed record.

@@ -395,8 +395,13 @@ func (t *Tracker) poll() (next int64) {
 	t.pending, t.pendDropped = nil, 0
 	t.pendMu.Unlock()
 	for _, r := range pend {
-		l := r.leakAt(ReasonCollected, now, r.sockName)
-		gone = append(gone, l)
+		if r.reported {
+			// Already reported leaked: the runtime closing it resolves that
+			// leak; it is not a second one.
+			resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
+			continue
+		}
+		gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
 	}
 	t.collected = append(t.collected, gone...)
 	if over := len(t.collected) - maxCollected; over > 0 {
@@ -497,6 +502,11 @@ func (t *Tracker) registerConn(r *record, c net.Conn) {
 		r.network = r.laddr.Network()
 	}
 	r.sock = socketOf(c, r.network)
+	if r.sock.ok && r.sock.stream && !r.sock.tcp {
+		// Only TCP sockets can be identified later by their addresses (see
+		// identify); the rarer unix sockets pay for the cookie now.
+		r.cookie.Store(socketCookie(r.sock.fd))
+	}
 	t.register(r)
 	if r.sock.ok && r.sock.stream {
 		t.engine.watch(r)
