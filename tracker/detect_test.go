@@ -407,3 +407,30 @@ func TestReportedLeakThenCollectedIsResolvedOnce(t *testing.T) {
 	assert.Equal(t, ReasonPeerClosed, log.Leaks()[0].Reason)
 	assert.Len(t, log.Resolved(), 1)
 }
+
+// A callback may Close its tracker, or Poll it, without deadlocking the
+// poller that runs it.
+func TestCallbackMayCloseAndPoll(t *testing.T) {
+	closed := make(chan struct{})
+	var tr *Tracker
+	tr = New(WithPollInterval(10*time.Millisecond), WithGracePeriod(0), WithLogger(nil),
+		WithOnLeak(func(Leak) {
+			tr.Poll() // a no-op here
+			tr.Close()
+			close(closed)
+		}))
+	defer tr.Close()
+	_ = tr.Track("x")
+	func() { _ = tr.Track("dropped") }()
+	deadline := time.After(10 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-closed:
+			return
+		case <-deadline:
+			t.Fatal("Close from a callback deadlocked (or nothing was reported)")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -96,9 +96,11 @@ func WithStackDepth(n int) Option {
 }
 
 // WithOnLeak registers a callback called once for every resource judged
-// leaked. It runs on the tracker's poller goroutine, never on the goroutine
-// doing I/O; a slow callback delays the next poll, and a panic in it is
-// recovered and logged. A nil callback is ignored.
+// leaked. It runs on the tracker's poller goroutine (or the caller of Poll),
+// never on the goroutine doing I/O; a slow callback delays the next poll,
+// and a panic in it is recovered and logged. It may call Close, which then
+// returns without waiting for the poll that runs it; a Poll from inside it
+// does nothing. A nil callback is ignored.
 func WithOnLeak(fn func(Leak)) Option {
 	return optionFunc(func(c *config) error {
 		c.onLeak = fn

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -37,10 +38,12 @@ type Tracker struct {
 	pending     []*record
 	pendDropped int
 
-	pollMu    sync.Mutex   // serializes Poll, Open and Leaks
-	collected []Leak       // most recent collected-without-Close leaks, bounded
-	status    HealthStatus // as of the last poll
-	sig       *signalDump  // WithSignalDump; nil when off
+	pollMu    sync.Mutex    // serializes Poll, Open and Leaks
+	reportMu  sync.Mutex    // held from judgement to delivery: events arrive in order
+	reporter  atomic.Uint64 // the goroutine delivering events now, 0 if none
+	collected []Leak        // most recent collected-without-Close leaks, bounded
+	status    HealthStatus  // as of the last poll
+	sig       *signalDump   // WithSignalDump; nil when off
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -113,7 +116,9 @@ func (t *Tracker) runProcessWide() { t.run() }
 func (t *Tracker) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.stop)
-		<-t.done
+		if !t.inCallback() {
+			<-t.done // a callback's Close cannot wait for the poll that runs it
+		}
 		t.sig.close()
 		t.engine.close()
 	})
@@ -145,6 +150,29 @@ func (t *Tracker) run() {
 			due.Stop()
 		}
 	}
+}
+
+// inCallback reports whether the caller is a callback or log handler that
+// the tracker is running right now.
+func (t *Tracker) inCallback() bool {
+	g := t.reporter.Load()
+	return g != 0 && g == goroutineID()
+}
+
+// goroutineID reads the current goroutine's number from its stack header,
+// "goroutine 7 [running]:". It is slow (a microsecond) and used only while
+// events are being delivered.
+func goroutineID() uint64 {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	var id uint64
+	for _, c := range bytes.TrimPrefix(buf[:n], []byte("goroutine ")) {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 // now is the tracker's clock: monotonic nanoseconds since the tracker was
@@ -357,6 +385,11 @@ func (t *Tracker) Poll() { t.poll() }
 // poll is Poll; it returns when the next judgement is due (the tracker's
 // clock), or 0 when nothing is waiting for one.
 func (t *Tracker) poll() (next int64) {
+	if t.inCallback() {
+		return 0 // a Poll from inside a callback would wait for itself
+	}
+	t.reportMu.Lock()
+	defer t.reportMu.Unlock()
 	t.pollMu.Lock()
 	now := t.now()
 	t.engine.poll(func(r *record, p sockProbe) {
@@ -442,6 +475,8 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 	if len(leaks) == 0 && len(resolved) == 0 && dropped == 0 {
 		return
 	}
+	t.reporter.Store(goroutineID())
+	defer t.reporter.Store(0)
 	if fn := t.cfg.onLeak; fn != nil {
 		for _, l := range leaks {
 			t.safeCall(fn, l)
