@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -84,21 +85,42 @@ func BenchmarkDialAcceptClose(b *testing.B) {
 			if mode == "tracked" {
 				dial = tr.WrapDialer(dial)
 			}
-			ctx := b.Context()
-			addr := ln.Addr().String()
+			cycle := newDialCycle(b, ln)
 			b.ReportAllocs()
 			for b.Loop() {
-				c, err := dial(ctx, "tcp", addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, err := ln.Accept()
-				if err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-				s.Close()
+				cycle.run(dial, nil)
 			}
 		})
 	}
+}
+
+// dialCycle dials, accepts and closes one loopback connection per run: the
+// unit of the dial benchmarks.
+type dialCycle struct {
+	b    *testing.B
+	ctx  context.Context
+	ln   net.Listener
+	addr string
+}
+
+func newDialCycle(b *testing.B, ln net.Listener) dialCycle {
+	return dialCycle{b: b, ctx: b.Context(), ln: ln, addr: ln.Addr().String()}
+}
+
+// run dials with dial, accepts, calls between (if any) while both ends are
+// open, and closes both.
+func (d dialCycle) run(dial DialFunc, between func()) {
+	c, err := dial(d.ctx, "tcp", d.addr)
+	if err != nil {
+		d.b.Fatal(err)
+	}
+	s, err := d.ln.Accept()
+	if err != nil {
+		d.b.Fatal(err)
+	}
+	if between != nil {
+		between()
+	}
+	c.Close()
+	s.Close()
 }

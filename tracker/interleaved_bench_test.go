@@ -52,23 +52,10 @@ func BenchmarkInterleavedDialAcceptClose(b *testing.B) {
 	var d net.Dialer
 	rawDial := DialFunc(d.DialContext)
 	trackedDial := tr.WrapDialer(rawDial)
-	ctx := b.Context()
-	addr := ln.Addr().String()
-	cycle := func(dial DialFunc) func() {
-		return func() {
-			c, err := dial(ctx, "tcp", addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				b.Fatal(err)
-			}
-			c.Close()
-			s.Close()
-		}
-	}
-	interleave(b, cycle(rawDial), cycle(trackedDial))
+	cycle := newDialCycle(b, ln)
+	interleave(b,
+		func() { cycle.run(rawDial, nil) },
+		func() { cycle.run(trackedDial, nil) })
 }
 
 // BenchmarkInterleavedEcho: write a message to a loopback echo server and
@@ -128,22 +115,8 @@ func BenchmarkInterleavedDialAcceptCloseRegistered(b *testing.B) {
 	var d net.Dialer
 	rawDial := DialFunc(d.DialContext)
 	trackedDial := tr.WrapDialer(rawDial)
-	ctx := b.Context()
-	addr := ln.Addr().String()
-	cycle := func(dial DialFunc, poller *Tracker) func() {
-		return func() {
-			c, err := dial(ctx, "tcp", addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				b.Fatal(err)
-			}
-			poller.Poll()
-			c.Close()
-			s.Close()
-		}
-	}
-	interleave(b, cycle(rawDial, idle), cycle(trackedDial, tr))
+	cycle := newDialCycle(b, ln)
+	interleave(b,
+		func() { cycle.run(rawDial, idle.Poll) },
+		func() { cycle.run(trackedDial, tr.Poll) })
 }

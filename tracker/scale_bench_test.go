@@ -178,21 +178,10 @@ func BenchmarkDialAcceptCloseRegistered(b *testing.B) {
 			if mode == "tracked" {
 				dial = tr.WrapDialer(dial)
 			}
-			ctx := b.Context()
-			addr := ln.Addr().String()
+			cycle := newDialCycle(b, ln)
 			b.ReportAllocs()
 			for b.Loop() {
-				c, err := dial(ctx, "tcp", addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, err := ln.Accept()
-				if err != nil {
-					b.Fatal(err)
-				}
-				tr.Poll()
-				c.Close()
-				s.Close()
+				cycle.run(dial, tr.Poll)
 			}
 		})
 	}
