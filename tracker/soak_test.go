@@ -21,7 +21,9 @@ var soakLong = flag.Bool("connleak.soak", false,
 // collector to find, with the poller running, and checks that the heap,
 // the goroutine count and the interned-stack table come back to where they
 // were: nothing the tracker keeps grows with the number of connections it
-// has seen. Short by default; -connleak.soak runs 1,000,000 cycles.
+// has seen. Short by default; 1,000,000 cycles with
+//
+//	go test -run TestSoak -timeout 30m ./tracker -args -connleak.soak
 func TestSoak(t *testing.T) {
 	cycles := 20_000
 	switch {
