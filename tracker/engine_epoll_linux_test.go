@@ -123,26 +123,8 @@ func hasLeak(log *leakLog, id uint64, reason Reason) bool {
 func TestEpollCollectedDoesNotUnregisterReusedFD(t *testing.T) {
 	tr, log := newTestTracker(t, WithFullSweepEvery(0))
 	e := epollOf(t, tr)
-	ln := listen(t)
-	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sa, err := ln.Accept()
-	require.NoError(t, err)
-	defer sa.Close()
+	a, b, sb := reusedDescriptor(t, tr, true)
 	ra := a.(trackedConn).tracked()
-	fd := ra.sock.fd
-	tr.Poll() // registers a
-	// Close the socket as the runtime would, keep the record open.
-	require.NoError(t, Unwrap(a).Close())
-
-	b, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer b.Close()
-	sb, err := ln.Accept()
-	require.NoError(t, err)
-	if b.(trackedConn).tracked().sock.fd != fd {
-		t.Skip("the descriptor number was not reused")
-	}
 	tr.Poll() // registers b
 	e.mu.Lock()
 	require.Equal(t, watchRegistered, ra.watch)
@@ -168,23 +150,7 @@ func TestEpollCollectedDoesNotUnregisterReusedFD(t *testing.T) {
 func TestEpollCloseAfterRawCloseKeepsReusedFD(t *testing.T) {
 	tr, log := newTestTracker(t, WithFullSweepEvery(0))
 	epollOf(t, tr)
-	ln := listen(t)
-	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sa, err := ln.Accept()
-	require.NoError(t, err)
-	defer sa.Close()
-	fd := a.(trackedConn).tracked().sock.fd
-	tr.Poll() // registers a
-	require.NoError(t, Unwrap(a).Close())
-	b, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer b.Close()
-	sb, err := ln.Accept()
-	require.NoError(t, err)
-	if b.(trackedConn).tracked().sock.fd != fd {
-		t.Skip("the descriptor number was not reused")
-	}
+	a, b, sb := reusedDescriptor(t, tr, true)
 	tr.Poll() // registers b
 	require.Equal(t, watchRegistered, b.(trackedConn).tracked().watch)
 	a.Close() // net.ErrClosed from the raw conn; the record is released
@@ -378,4 +344,33 @@ func (t *Tracker) snapshotOf(id uint64) Resource {
 		}
 	}
 	return Resource{}
+}
+
+// reusedDescriptor dials a tracked conn a, optionally lets a poll register
+// it, closes its socket under the wrapper (as the runtime does for a dropped
+// wrapper; the record stays open), then dials a tracked conn b that takes
+// the same descriptor number. It skips the test when the kernel picks
+// another number. sb is b's server side.
+func reusedDescriptor(t *testing.T, tr *Tracker, registerA bool) (a, b, sb net.Conn) {
+	t.Helper()
+	ln := listen(t)
+	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sa, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { sa.Close() })
+	if registerA {
+		tr.Poll()
+	}
+	require.NoError(t, Unwrap(a).Close())
+	b, err = tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	sb, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { sb.Close() })
+	if b.(trackedConn).tracked().sock.fd != a.(trackedConn).tracked().sock.fd {
+		t.Skip("the descriptor number was not reused")
+	}
+	return a, b, sb
 }

@@ -16,25 +16,9 @@ import (
 func TestIdentifyRejectsReusedDescriptorBeforeRegistration(t *testing.T) {
 	tr, log := newTestTracker(t, WithFullSweepEvery(0))
 	e := epollOf(t, tr)
-	ln := listen(t)
-	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sa, err := ln.Accept()
-	require.NoError(t, err)
-	defer sa.Close()
-	ra := a.(trackedConn).tracked()
+	a, b, sb := reusedDescriptor(t, tr, false) // a closed under its wrapper, never registered
+	ra, rb := a.(trackedConn).tracked(), b.(trackedConn).tracked()
 	assert.Zero(t, ra.cookie.Load(), "no cookie system call on the dial path")
-	require.NoError(t, Unwrap(a).Close()) // closed under the wrapper, not yet registered
-
-	b, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer b.Close()
-	sb, err := ln.Accept()
-	require.NoError(t, err)
-	rb := b.(trackedConn).tracked()
-	if rb.sock.fd != ra.sock.fd {
-		t.Skip("the descriptor number was not reused")
-	}
 	tr.Poll() // registers both, or tries to
 	e.mu.Lock()
 	assert.Equal(t, watchLost, ra.watch, "a's number now names b's socket")
