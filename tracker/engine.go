@@ -67,6 +67,12 @@ func (e *sweepEngine) poll(found func(*record, sockProbe)) {
 
 func (e *sweepEngine) close() {}
 
+func (e *sweepEngine) compact() {
+	e.mu.Lock()
+	e.recs = emptied(e.recs)
+	e.mu.Unlock()
+}
+
 // descriptorOf finds the descriptor under x without keeping x reachable and
 // without dup'ing it (File would).
 func descriptorOf(x any) (fd uintptr, ok bool) {

@@ -189,13 +189,6 @@ func (e *epollEngine) register() {
 		}
 		e.mu.Unlock()
 	}
-	if len(e.batch) > 1024 {
-		e.mu.Lock()
-		if len(e.pending) == 0 {
-			e.pending = make(map[uint64]*record) // a map keeps its peak size when emptied
-		}
-		e.mu.Unlock()
-	}
 	e.batch = e.batch[:n]
 }
 
@@ -345,4 +338,13 @@ func (e *epollEngine) close() {
 		e.epfd = -1
 	}
 	e.life.Unlock()
+}
+
+// compact gives the engine's emptied maps fresh ones (see Tracker.compact).
+func (e *epollEngine) compact() {
+	e.mu.Lock()
+	e.recs = emptied(e.recs)
+	e.pending = emptied(e.pending)
+	e.every = emptied(e.every)
+	e.mu.Unlock()
 }

@@ -132,3 +132,25 @@ func (e *sweepEngine) size() int {
 	defer e.mu.Unlock()
 	return len(e.recs)
 }
+
+// After a burst, the tracker's emptied maps are replaced within
+// compactEvery polls, so the burst's peak does not stay in the heap.
+func TestMapsShrinkAfterABurst(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	hs := make([]*Handle, 50_000)
+	for i := range hs {
+		hs[i] = tr.Track("burst")
+	}
+	for _, h := range hs {
+		h.Close()
+	}
+	hs = nil
+	tr.Poll()
+	peak, _, _ := soakState(tr)
+	for range compactEvery {
+		tr.Poll()
+	}
+	after, _, _ := soakState(tr)
+	t.Logf("heap after the burst %d B, after compaction %d B", peak, after)
+	assert.Less(t, after+256<<10, peak, "the registry still holds the burst's peak")
+}

@@ -40,6 +40,7 @@ type Tracker struct {
 
 	pollMu    sync.Mutex    // serializes Poll, Open and Leaks
 	reportMu  sync.Mutex    // held from judgement to delivery: events arrive in order
+	polls     uint64        // guarded by pollMu
 	reporter  atomic.Uint64 // the goroutine delivering events now, 0 if none
 	collected []Leak        // most recent collected-without-Close leaks, bounded
 	status    HealthStatus  // as of the last poll
@@ -150,6 +151,36 @@ func (t *Tracker) run() {
 			due.Stop()
 		}
 	}
+}
+
+// compactEvery is how many polls pass between two compactions of the
+// tracker's maps.
+const compactEvery = 64
+
+// compact gives every emptied map of the tracker a fresh one. Go maps keep
+// the size of their peak, and a burst of connections should not pin that
+// memory for the life of the process.
+func (t *Tracker) compact() {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		sh.m = emptied(sh.m)
+		sh.mu.Unlock()
+	}
+	t.susMu.Lock()
+	t.suspects = emptied(t.suspects)
+	t.susMu.Unlock()
+	if c, ok := t.engine.(interface{ compact() }); ok {
+		c.compact()
+	}
+}
+
+// emptied returns m, or a new map if m is empty.
+func emptied[K comparable, V any](m map[K]V) map[K]V {
+	if len(m) == 0 {
+		return make(map[K]V)
+	}
+	return m
 }
 
 // inCallback reports whether the caller is a callback or log handler that
@@ -391,6 +422,10 @@ func (t *Tracker) poll() (next int64) {
 	t.reportMu.Lock()
 	defer t.reportMu.Unlock()
 	t.pollMu.Lock()
+	t.polls++
+	if t.polls%compactEvery == 0 {
+		t.compact()
+	}
 	now := t.now()
 	t.engine.poll(func(r *record, p sockProbe) {
 		if p.name != "" {
