@@ -77,6 +77,12 @@ func benchEcho(b *testing.B, size int, wrapped bool) {
 // BenchmarkDialAcceptClose dials, accepts and closes one loopback
 // connection, with the dialing side raw or tracked.
 func BenchmarkDialAcceptClose(b *testing.B) {
+	benchDialModes(b, false)
+}
+
+// benchDialModes runs the dial cycle with the dialing side raw, then
+// tracked; with poll, each cycle runs a poll tick while the conn is open.
+func benchDialModes(b *testing.B, poll bool) {
 	for _, mode := range []string{"raw", "tracked"} {
 		b.Run(mode, func(b *testing.B) {
 			tr, ln := benchSetup(b)
@@ -85,10 +91,14 @@ func BenchmarkDialAcceptClose(b *testing.B) {
 			if mode == "tracked" {
 				dial = tr.WrapDialer(dial)
 			}
+			var between func()
+			if poll {
+				between = tr.Poll
+			}
 			cycle := newDialCycle(b, ln)
 			b.ReportAllocs()
 			for b.Loop() {
-				cycle.run(dial, nil)
+				cycle.run(dial, between)
 			}
 		})
 	}

@@ -102,17 +102,8 @@ func TestResetIsStillReported(t *testing.T) {
 func TestHalfCloseReplyIsNotALeak(t *testing.T) {
 	const grace = 100 * time.Millisecond
 	tr, log := newTestTracker(t, WithGracePeriod(grace))
-	ln := tr.WrapListener(listen(t))
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	defer server.Close()
-
-	go io.Copy(io.Discard, client) // the peer reads the whole reply
-	require.NoError(t, client.(*net.TCPConn).CloseWrite())
-	_, err = io.ReadAll(server)
+	server := halfClosedServer(t, tr)
+	_, err := io.ReadAll(server)
 	require.NoError(t, err) // the request ended with the peer's FIN
 
 	end := time.Now().Add(4 * grace)
@@ -313,17 +304,9 @@ func (s *slowReader) Read(p []byte) (int, error) {
 func TestLongCopyToHalfClosedPeerIsNotALeak(t *testing.T) {
 	const grace = 60 * time.Millisecond
 	tr, log := newTestTracker(t, WithGracePeriod(grace))
-	ln := tr.WrapListener(listen(t))
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	defer server.Close()
-	go io.Copy(io.Discard, client)
-	require.NoError(t, client.(*net.TCPConn).CloseWrite())
-	_, err = io.ReadAll(server)
-	require.NoError(t, err)
+	server := halfClosedServer(t, tr)
+	_, err := io.ReadAll(server)
+	require.NoError(t, err) // the request ended with the peer's FIN
 
 	copied := make(chan error, 1)
 	go func() {

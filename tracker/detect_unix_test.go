@@ -4,7 +4,6 @@ package tracker
 
 import (
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -15,15 +14,7 @@ import (
 // Unix stream sockets are probed with recv(MSG_PEEK).
 func TestUnixPeerCloseFoundByPeek(t *testing.T) {
 	tr, log := newTestTracker(t)
-	path := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", path)
-	require.NoError(t, err)
-	defer ln.Close()
-	c, err := tr.WrapDialer(nil)(t.Context(), "unix", path)
-	require.NoError(t, err)
-	defer c.Close()
-	s, err := ln.Accept()
-	require.NoError(t, err)
+	_, s := unixPair(t, tr)
 	require.NoError(t, s.Close())
 	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
 	assert.Equal(t, "PEER_CLOSED", log.Leaks()[0].SocketState)

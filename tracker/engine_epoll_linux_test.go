@@ -217,16 +217,8 @@ func TestEpollFullSweepCatchesMissed(t *testing.T) {
 func TestEpollUnixRecheckBehindUnreadData(t *testing.T) {
 	tr, log := newTestTracker(t, WithFullSweepEvery(0), WithGracePeriod(0))
 	e := epollOf(t, tr)
-	path := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", path)
-	require.NoError(t, err)
-	defer ln.Close()
-	c, err := tr.WrapDialer(nil)(t.Context(), "unix", path)
-	require.NoError(t, err)
-	defer c.Close()
-	s, err := ln.Accept()
-	require.NoError(t, err)
-	_, err = s.Write([]byte("unread"))
+	c, s := unixPair(t, tr)
+	_, err := s.Write([]byte("unread"))
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	time.Sleep(10 * time.Millisecond)

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -80,4 +81,38 @@ func pollUntil(t testing.TB, tr *Tracker, within time.Duration, cond func() bool
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// halfClosedServer returns the tracked, still unread server side of a
+// loopback connection whose client has half-closed (CloseWrite) and reads
+// whatever the server replies. The caller's first Read is what the reports
+// name as the handler's line.
+func halfClosedServer(t testing.TB, tr *Tracker) net.Conn {
+	t.Helper()
+	ln := tr.WrapListener(listen(t))
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	go io.Copy(io.Discard, client) // the peer reads the whole reply
+	require.NoError(t, client.(*net.TCPConn).CloseWrite())
+	return server
+}
+
+// unixPair returns a tracked client conn and the raw server side of one
+// unix stream connection.
+func unixPair(t testing.TB, tr *Tracker) (client, server net.Conn) {
+	t.Helper()
+	path := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	client, err = tr.WrapDialer(nil)(t.Context(), "unix", path)
+	require.NoError(t, err)
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
 }

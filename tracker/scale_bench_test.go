@@ -170,19 +170,5 @@ func BenchmarkTrackedConnMemory(b *testing.B) {
 // runs the same tick on a tracker with nothing to register, so the
 // difference is the whole cost of watching one long-lived connection.
 func BenchmarkDialAcceptCloseRegistered(b *testing.B) {
-	for _, mode := range []string{"raw", "tracked"} {
-		b.Run(mode, func(b *testing.B) {
-			tr, ln := benchSetup(b)
-			var d net.Dialer
-			dial := DialFunc(d.DialContext)
-			if mode == "tracked" {
-				dial = tr.WrapDialer(dial)
-			}
-			cycle := newDialCycle(b, ln)
-			b.ReportAllocs()
-			for b.Loop() {
-				cycle.run(dial, tr.Poll)
-			}
-		})
-	}
+	benchDialModes(b, true)
 }
