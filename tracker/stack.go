@@ -3,6 +3,7 @@ package tracker
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -176,7 +177,24 @@ func funcPackage(fn string) string {
 type stackEntry struct {
 	hash uint64
 	pcs  []uintptr
-	refs atomic.Int64
+	refs atomic.Int64 // sweptRefs once the table has forgotten the entry
+}
+
+// sweptRefs marks an entry the table has forgotten; it is never handed out
+// again, so that one logical stack always has one entry in the table.
+const sweptRefs = math.MinInt64
+
+// acquire takes a reference unless the entry has been swept.
+func (e *stackEntry) acquire() bool {
+	for {
+		n := e.refs.Load()
+		if n < 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 const stackShards = 16
@@ -187,41 +205,112 @@ const stackShards = 16
 // generated code); it bounds the table all the same.
 const stackTableSweepAt = 1 << 16
 
-// stackTable interns stacks by a hash of their program counters.
+// stackTable interns stacks by a hash of their program counters. A second
+// map per shard, walked, finds the interned stack of a capture from the
+// physical frames above it (see framewalk.go), without the runtime's unwinder.
 type stackTable struct {
 	seed   maphash.Seed
 	shards [stackShards]struct {
-		mu sync.Mutex
-		m  map[uint64]*stackEntry
+		mu     sync.Mutex
+		m      map[uint64]*stackEntry // by the hash of the logical stack
+		walked map[uint64]*walkedStack
 	}
+}
+
+// walkedStack is the interned stack that a capture with these physical
+// frames, skip and depth produces.
+type walkedStack struct {
+	frames      []uintptr
+	skip, depth int
+	e           *stackEntry
 }
 
 func newStackTable() *stackTable {
 	st := &stackTable{seed: maphash.MakeSeed()}
 	for i := range st.shards {
 		st.shards[i].m = make(map[uint64]*stackEntry)
+		st.shards[i].walked = make(map[uint64]*walkedStack)
 	}
 	return st
 }
 
 // capture records the caller's stack, skipping skip frames above capture's
-// caller, and returns its interned entry with one reference taken.
+// caller, and returns its interned entry with one reference taken. It must
+// not be inlined: the frame walk starts from its own frame, whose return
+// address tells apart the call sites of capture.
+//
+//go:noinline
 func (st *stackTable) capture(skip, depth int) *stackEntry {
-	var buf [maxStackDepth]uintptr
+	// Logical frames skip..skip+depth above the caller lie in at most as many
+	// physical frames, the first of which capture's own frame names.
+	if want := skip + depth + 1; canWalkFrames && want <= maxWalk {
+		var frames [maxWalk]uintptr
+		if n, ok := walkFrames(framePointer(), frames[:want]); ok {
+			return st.captureWalked(frames[:n], skip, depth)
+		}
+	}
+	return st.captureLogical(skip+1, depth)
+}
+
+// captureWalked finds the stack for frames, or captures it once with
+// runtime.Callers and remembers it under frames.
+func (st *stackTable) captureWalked(frames []uintptr, skip, depth int) *stackEntry {
+	h := st.hashPCs(frames) ^ uint64(skip)<<40 ^ uint64(depth)<<52
+	sh := &st.shards[h%stackShards]
+	sh.mu.Lock()
+	w, ok := sh.walked[h]
+	if ok && w.skip == skip && w.depth == depth && equalPCs(w.frames, frames) && w.e.acquire() {
+		sh.mu.Unlock()
+		return w.e
+	}
+	sh.mu.Unlock()
+
+	e := st.captureLogical(skip+2, depth) // +captureWalked, +capture
+	if e == nil {
+		return nil
+	}
+	sh.mu.Lock()
+	if len(sh.walked) >= stackTableSweepAt/stackShards {
+		for k, old := range sh.walked {
+			if old.e.refs.Load() <= 0 {
+				delete(sh.walked, k)
+			}
+		}
+	}
+	if w, ok := sh.walked[h]; !ok || w.e.refs.Load() < 0 || equalPCs(w.frames, frames) {
+		sh.walked[h] = &walkedStack{frames: append([]uintptr(nil), frames...), skip: skip, depth: depth, e: e}
+	}
+	sh.mu.Unlock()
+	return e
+}
+
+// captureLogical captures with runtime.Callers, skip frames above the
+// caller of captureLogical, and interns the result.
+func (st *stackTable) captureLogical(skip, depth int) *stackEntry {
+	var small [maxWalk]uintptr
+	buf := small[:]
+	if depth > len(small) {
+		buf = make([]uintptr, depth)
+	}
 	n := runtime.Callers(skip+2, buf[:depth])
 	return st.intern(buf[:n])
+}
+
+func (st *stackTable) hashPCs(pcs []uintptr) uint64 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&pcs[0])), len(pcs)*int(unsafe.Sizeof(pcs[0])))
+	return maphash.Bytes(st.seed, b)
 }
 
 func (st *stackTable) intern(pcs []uintptr) *stackEntry {
 	if len(pcs) == 0 {
 		return nil
 	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&pcs[0])), len(pcs)*int(unsafe.Sizeof(pcs[0])))
-	h := maphash.Bytes(st.seed, b)
+	h := st.hashPCs(pcs)
 	sh := &st.shards[h%stackShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e, ok := sh.m[h]; ok && equalPCs(e.pcs, pcs) {
+		// Entries in m are never swept: the sweep removes them under this lock.
 		e.refs.Add(1)
 		return e
 	}
@@ -230,7 +319,7 @@ func (st *stackTable) intern(pcs []uintptr) *stackEntry {
 	if _, taken := sh.m[h]; !taken {
 		if len(sh.m) >= stackTableSweepAt/stackShards {
 			for k, old := range sh.m {
-				if old.refs.Load() <= 0 {
+				if old.refs.CompareAndSwap(0, sweptRefs) {
 					delete(sh.m, k)
 				}
 			}

@@ -1,0 +1,114 @@
+package tracker
+
+import (
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+)
+
+// The frame walk makes repeated captures at one site cheap. runtime.Callers
+// pays the runtime's unwinder for every frame (function lookup, stack-delta
+// and inlining tables), about three quarters of the tracker's cost on a
+// short-lived connection. Following the frame-pointer chain reads two words
+// per frame instead. The return addresses it yields are only a key: the
+// logical stack a report shows (inlined calls expanded, the requested frames
+// skipped) is still produced by runtime.Callers, once per distinct key, and
+// the same physical frames always expand to the same logical stack.
+//
+// The walk trusts a frame only after checking its return address against the
+// program's own function table: it stops at anything that is not Go code or
+// that switches stacks (a cgo callback, a signal), and the capture then falls
+// back to runtime.Callers. It never follows a frame pointer that does not
+// move up the stack by less than maxFrameSize.
+
+// maxWalk bounds the frames a walk reads; deeper captures use runtime.Callers.
+const maxWalk = 64
+
+// maxFrameSize is the largest step between two frame pointers the walk
+// accepts; a frame larger than this sends the capture to runtime.Callers.
+const maxFrameSize = 1 << 20
+
+// walkFrames fills buf with return addresses, starting with the one saved in
+// the frame at fp, until buf is full or the goroutine's first frame is
+// reached. It reports false when a frame cannot be trusted.
+func walkFrames(fp unsafe.Pointer, buf []uintptr) (int, bool) {
+	if fp == nil {
+		return 0, false
+	}
+	for n := 0; n < len(buf); n++ {
+		ret := *(*uintptr)(unsafe.Add(fp, unsafe.Sizeof(uintptr(0))))
+		switch classifyPC(ret) {
+		case pcGo:
+		case pcGoroutineStart:
+			buf[n] = ret
+			return n + 1, true
+		default:
+			return 0, false
+		}
+		buf[n] = ret
+		next, cur := *(*uintptr)(fp), uintptr(fp)
+		if next <= cur || next-cur > maxFrameSize {
+			return 0, false
+		}
+		fp = unsafe.Add(fp, next-cur)
+	}
+	return len(buf), true
+}
+
+// pcClass is what a return address says about the frame that holds it.
+type pcClass uint8
+
+const (
+	pcUnknown        pcClass = iota // not Go code, or a stack switch: stop
+	pcGo                            // an ordinary Go frame: go on
+	pcGoroutineStart                // runtime.goexit: the goroutine's first frame
+)
+
+// pcCache remembers the class of recently seen return addresses, so that a
+// walk looks each one up in the function table only once. A slot holds
+// pc<<2|class; a collision only costs a second lookup.
+var pcCache [2048]atomic.Uintptr
+
+func classifyPC(pc uintptr) pcClass {
+	slot := &pcCache[(pc^pc>>11)%uintptr(len(pcCache))]
+	if v := slot.Load(); v>>2 == pc {
+		return pcClass(v & 3)
+	}
+	c := classifyPCSlow(pc)
+	slot.Store(pc<<2 | uintptr(c))
+	return c
+}
+
+// stackSwitchers are runtime functions at whose frames the frame-pointer
+// chain may continue on another stack, or in C code without frame pointers.
+var stackSwitchers = []string{
+	"runtime.cgocallback", "runtime.asmcgocall", "runtime.systemstack",
+	"runtime.mcall", "runtime.morestack", "runtime.mstart", "runtime.rt0_go",
+	"runtime.sigtramp", "runtime.sigpanic", "runtime.asyncPreempt",
+	"runtime.gogo", "runtime.goexit0",
+}
+
+func classifyPCSlow(pc uintptr) pcClass {
+	if pc == 0 || pc>>(8*unsafe.Sizeof(pc)-2) != 0 {
+		return pcUnknown // would not survive the cache's shift
+	}
+	f := runtime.FuncForPC(pc - 1)
+	if f == nil {
+		return pcUnknown
+	}
+	return classifyFunc(f.Name())
+}
+
+// classifyFunc classifies a return address by the function it points into.
+func classifyFunc(name string) pcClass {
+	if name == "runtime.goexit" {
+		return pcGoroutineStart
+	}
+	for _, s := range stackSwitchers {
+		if strings.HasPrefix(name, s) {
+			return pcUnknown
+		}
+	}
+	return pcGo
+}

@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package tracker
+
+import "unsafe"
+
+// canWalkFrames is false where the frame-pointer layout has not been checked:
+// there every stack is captured with runtime.Callers.
+const canWalkFrames = false
+
+func framePointer() unsafe.Pointer { return nil }

@@ -1,0 +1,220 @@
+package tracker
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// logicalStack is what runtime.Callers says about the caller of
+// logicalStack's caller: the reference a walked capture must agree with.
+func logicalStack(depth int) []uintptr {
+	buf := make([]uintptr, depth)
+	return buf[:runtime.Callers(3, buf)]
+}
+
+// twoWays captures the stack of its caller twice through st (the first time
+// a miss, the second a hit on the walked frames) and once with
+// runtime.Callers directly, and checks that all three agree.
+//
+//go:noinline
+func twoWays(t *testing.T, st *stackTable) *stackEntry {
+	t.Helper()
+	first := st.capture(1, DefaultStackDepth)
+	second := st.capture(1, DefaultStackDepth)
+	want := logicalStack(DefaultStackDepth)
+	require.NotNil(t, first)
+	assert.Same(t, first, second, "a second capture at one site finds the first")
+	assert.Equal(t, framesOf(want), framesOf(first.pcs))
+	return first
+}
+
+func framesOf(pcs []uintptr) []string {
+	var out []string
+	for _, f := range (Stack{&stackEntry{pcs: pcs}}).Frames() {
+		out = append(out, f.String())
+	}
+	return out
+}
+
+// inlinable is small enough for the compiler to inline: its frame exists
+// only in the inlining tables, which the walk does not read.
+func inlinable(t *testing.T, st *stackTable) *stackEntry { return twoWays(t, st) }
+
+type capturer struct{ st *stackTable }
+
+//go:noinline
+func (c capturer) method(t *testing.T) *stackEntry { return twoWays(t, c.st) }
+
+func TestWalkedCaptureMatchesRuntimeCallers(t *testing.T) {
+	if !canWalkFrames {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	st := newStackTable()
+	var sites []*stackEntry
+	sites = append(sites, twoWays(t, st))
+	sites = append(sites, twoWays(t, st)) // another line of this function
+	sites = append(sites, inlinable(t, st))
+	sites = append(sites, capturer{st}.method(t))
+	m := capturer{st}.method
+	sites = append(sites, m(t)) // through a method value's wrapper
+	func() {
+		defer func() { sites = append(sites, twoWays(t, st)) }()
+	}()
+	func() {
+		defer func() {
+			recover()
+			sites = append(sites, twoWays(t, st)) // on a panicking stack
+		}()
+		panic("unwinding")
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { sites = append(sites, twoWays(t, st)) })
+	wg.Wait()
+	var recurse func(n int)
+	recurse = func(n int) {
+		if n == 0 {
+			sites = append(sites, twoWays(t, st))
+			return
+		}
+		recurse(n - 1)
+	}
+	recurse(1)
+	recurse(2)
+	recurse(maxWalk) // deeper than a walk: the key is cut, the stack is not
+
+	for i, a := range sites {
+		for _, b := range sites[i+1:] {
+			assert.NotSame(t, a, b, "distinct call paths must not share a stack")
+		}
+	}
+	walked := 0
+	for i := range st.shards {
+		walked += len(st.shards[i].walked)
+	}
+	assert.Equal(t, len(sites)*2, walked, "each capture site (two per twoWays) took the walk")
+}
+
+// A stack that the depth limit cuts short is found by its walked key as well:
+// the key covers every physical frame the logical stack is drawn from.
+func TestWalkedCaptureRespectsSkipAndDepth(t *testing.T) {
+	if !canWalkFrames {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	st := newStackTable()
+	at := func(skip, depth int) *stackEntry { return st.capture(skip, depth) }
+	var got [2][3]*stackEntry
+	for i := range got {
+		got[i] = [3]*stackEntry{at(0, 2), at(0, 8), at(1, 8)}
+	}
+	shallow, deep, skipped := got[0][0], got[0][1], got[0][2]
+	for i := range got[0] {
+		assert.Same(t, got[0][i], got[1][i], "each configuration finds its own stack again")
+	}
+	assert.Len(t, shallow.pcs, 2)
+	assert.Greater(t, len(deep.pcs), 2)
+	assert.NotSame(t, shallow, deep)
+	assert.Equal(t, framesOf(deep.pcs)[1:], framesOf(skipped.pcs))
+}
+
+func TestWalkFramesEndsAtTheGoroutineStart(t *testing.T) {
+	if !canWalkFrames {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	var n int
+	var ok bool
+	buf := make([]uintptr, maxWalk)
+	var wg sync.WaitGroup
+	wg.Go(func() { n, ok = walkNow(buf) })
+	wg.Wait()
+	require.True(t, ok)
+	require.Less(t, n, maxWalk, "a fresh goroutine's stack is shallow")
+	assert.Equal(t, pcGoroutineStart, classifyPC(buf[n-1]))
+	last := runtime.FuncForPC(buf[n-1] - 1)
+	assert.Equal(t, "runtime.goexit", last.Name())
+	assert.True(t, slices.ContainsFunc(buf[:n], func(pc uintptr) bool {
+		return runtime.FuncForPC(pc-1).Name() == "sync.(*WaitGroup).Go.func1"
+	}), "the walk passes through the goroutine's entry")
+}
+
+//go:noinline
+func walkNow(buf []uintptr) (int, bool) { return walkFrames(framePointer(), buf) }
+
+func TestClassifyPC(t *testing.T) {
+	assert.Equal(t, pcUnknown, classifyPC(0))
+	assert.Equal(t, pcUnknown, classifyPC(1), "not in the function table")
+	pc, _, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	assert.Equal(t, pcGo, classifyPC(pc+1))
+	assert.Equal(t, pcGo, classifyPC(pc+1), "cached")
+	for name, want := range map[string]pcClass{
+		"runtime.goexit":             pcGoroutineStart,
+		"runtime.cgocallbackg1":      pcUnknown,
+		"runtime.systemstack":        pcUnknown,
+		"runtime.systemstack_switch": pcUnknown,
+		"runtime.mcall":              pcUnknown,
+		"runtime.sigpanic":           pcUnknown,
+		"runtime.gopanic":            pcGo, // deferred calls run on the same stack
+		"runtime.main":               pcGo,
+		"main.main":                  pcGo,
+	} {
+		assert.Equal(t, want, classifyFunc(name), name)
+	}
+}
+
+// The walk stops, and the capture falls back to runtime.Callers, at a frame
+// it cannot trust. The frames here are laid out by hand in memory, as amd64
+// lays them out: the saved frame pointer, then the return address.
+func TestWalkFramesRejectsUntrustedFrames(t *testing.T) {
+	pc, _, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	goPC := pc + 1
+	var goexitPC uintptr
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]uintptr, 8)
+		if n, ok := walkFrames(framePointer(), buf); ok && n > 0 {
+			goexitPC = buf[n-1]
+		}
+	})
+	wg.Wait()
+	if canWalkFrames {
+		require.Equal(t, pcGoroutineStart, classifyPC(goexitPC))
+	}
+
+	mem := make([]uintptr, 8)
+	at := func(i int) uintptr { return uintptr(unsafe.Pointer(&mem[i])) }
+	walk := func() (int, bool) {
+		return walkFrames(unsafe.Pointer(&mem[0]), make([]uintptr, 8))
+	}
+	chain := func() {
+		mem[0], mem[1] = at(2), goPC
+		mem[2], mem[3] = at(4), goPC
+		mem[4], mem[5] = 0, goexitPC
+	}
+
+	chain()
+	n, ok := walk()
+	if canWalkFrames {
+		assert.True(t, ok)
+		assert.Equal(t, 3, n, "two Go frames, then the goroutine's start")
+	}
+	chain()
+	mem[3] = 1 // a return address into no Go function (C code, say)
+	_, ok = walk()
+	assert.False(t, ok)
+	chain()
+	mem[2] = at(0) // a frame pointer that goes back down the stack
+	_, ok = walk()
+	assert.False(t, ok)
+	chain()
+	mem[2] = at(4) + maxFrameSize // a step too large to be one frame
+	_, ok = walk()
+	assert.False(t, ok)
+	runtime.KeepAlive(mem)
+}
