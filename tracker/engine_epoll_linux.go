@@ -34,7 +34,7 @@ const harvestBatch = 128
 
 // Registration states of a watched record (record.watch).
 const (
-	watchPending    uint8 = iota // watched, not registered yet: the next poll registers it
+	watchNone       uint8 = iota // not handed to the engine
 	watchRegistered              // registered with epoll
 	watchEveryTick               // epoll refused it: probed on every poll
 	watchLost                    // its descriptor no longer holds its socket: left to full sweeps
@@ -49,9 +49,9 @@ const (
 // probed, to catch anything the watcher missed.
 //
 // Sockets are registered by the poller, on the first tick after they are
-// wrapped, not on the program's goroutine: a connection closed before the
-// next tick never costs a system call here, and one that lives on costs its
-// registration off the I/O path. EPOLL_CTL_ADD reports a socket whose peer
+// wrapped, not on the program's goroutine (see Tracker.promote): a
+// connection closed before the next tick never reaches the engine, and one
+// that lives on costs its registration off the I/O path. EPOLL_CTL_ADD reports a socket whose peer
 // closed before it was registered at once, so nothing is missed.
 type epollEngine struct {
 	fullEvery uint64
@@ -64,11 +64,8 @@ type epollEngine struct {
 
 	mu     sync.Mutex
 	closed bool
-	// recs and pending hold every watched record, by id: pending those
-	// watched since the last poll, recs those the poll has seen since. A
-	// connection closed before the next poll touches only pending.
-	recs    map[uint64]*record
-	pending map[uint64]*record
+	// recs holds every watched record, by id.
+	recs map[uint64]*record
 	// every holds records probed on every tick: those epoll refused, and
 	// non-TCP sockets whose peer shut down but whose probe could not confirm
 	// it yet (a peek is blind behind unread data, and an edge-triggered event
@@ -79,7 +76,7 @@ type epollEngine struct {
 	ticks  uint64
 	events [harvestBatch]unix.EpollEvent
 	ids    []uint64
-	batch  []*record // watched since the last poll; then, those registered now
+	batch  []*record // registered since the last poll, to be probed once
 	cands  []candidate
 }
 
@@ -97,7 +94,6 @@ func newEpollEngine(fullEvery int) (*epollEngine, error) {
 		fullEvery: uint64(max(fullEvery, 0)),
 		epfd:      fd,
 		recs:      make(map[uint64]*record),
-		pending:   make(map[uint64]*record),
 		every:     make(map[uint64]*record),
 	}, nil
 }
@@ -110,29 +106,34 @@ func eventID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
-// watch only notes the record: poll registers it.
+// watch registers r with epoll; the poller calls it (see Tracker.promote).
+// Registering under the engine lock means an unwatch either comes first
+// (and r is skipped) or finds it registered (and removes it).
 func (e *epollEngine) watch(r *record) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !r.claimForEngine() {
+		return // closed before the poller got to it
+	}
+	e.recs[r.id] = r
 	if e.closed {
 		r.watch = watchEveryTick
-		e.recs[r.id] = r
 		e.every[r.id] = r
-	} else {
-		r.watch = watchPending
-		e.pending[r.id] = r
+		return
 	}
-	e.mu.Unlock()
+	e.add(r)
+	if r.watch == watchRegistered {
+		e.batch = append(e.batch, r)
+	}
 }
 
 // unwatch runs before the wrapper closes the descriptor, or on the runtime's
 // cleanup goroutine when the wrapper was collected.
 func (e *epollEngine) unwatch(r *record) {
-	e.mu.Lock()
-	if _, ok := e.pending[r.id]; ok {
-		delete(e.pending, r.id)
-		e.mu.Unlock()
+	if r.dropBeforeEngine() {
 		return
 	}
+	e.mu.Lock()
 	_, watched := e.recs[r.id]
 	registered := watched && r.watch == watchRegistered
 	delete(e.recs, r.id)
@@ -162,36 +163,6 @@ func (e *epollEngine) unwatch(r *record) {
 	e.life.RUnlock()
 }
 
-// register adds the sockets watched since the last poll to the epoll
-// instance, and leaves those it registered in e.batch, to be probed once so
-// that reports know their state. Each moves from pending to recs and is
-// registered under the engine lock, so that an unwatch either comes first
-// (and the socket is skipped) or finds it registered (and removes it).
-func (e *epollEngine) register() {
-	e.mu.Lock()
-	e.batch = e.batch[:0]
-	for _, r := range e.pending {
-		e.batch = append(e.batch, r)
-	}
-	e.mu.Unlock()
-	n := 0
-	for i, r := range e.batch {
-		e.batch[i] = nil
-		e.mu.Lock()
-		if e.pending[r.id] == r {
-			delete(e.pending, r.id)
-			e.recs[r.id] = r
-			e.add(r)
-			if r.watch == watchRegistered {
-				e.batch[n] = r
-				n++
-			}
-		}
-		e.mu.Unlock()
-	}
-	e.batch = e.batch[:n]
-}
-
 // add registers r; it runs under e.mu.
 func (e *epollEngine) add(r *record) {
 	if !r.identify() {
@@ -219,22 +190,18 @@ func (e *epollEngine) add(r *record) {
 	r.watch = watchRegistered
 }
 
-// poll registers the sockets watched since the last tick, harvests those
-// epoll reported, adds those probed on every tick (or every socket, when a
-// full sweep is due or the engine is closed), and probes each once.
+// poll harvests the sockets epoll reported, adds those registered since the
+// last tick and those probed on every tick (or every socket, when a full
+// sweep is due or the engine is closed), and probes each once.
 func (e *epollEngine) poll(found func(*record, sockProbe)) {
 	e.ticks++
 	full := e.fullEvery > 0 && e.ticks%e.fullEvery == 0
-	e.register()
 	open := e.harvest()
 
 	e.mu.Lock()
 	e.cands = e.cands[:0]
 	if full || !open {
 		for _, r := range e.recs {
-			e.cands = append(e.cands, candidate{r: r})
-		}
-		for _, r := range e.pending { // watched while register ran
 			e.cands = append(e.cands, candidate{r: r})
 		}
 	} else {
@@ -325,12 +292,6 @@ func (e *epollEngine) harvest() bool {
 func (e *epollEngine) close() {
 	e.mu.Lock()
 	e.closed = true
-	for id, r := range e.pending {
-		r.watch = watchEveryTick
-		e.recs[id] = r
-		e.every[id] = r
-	}
-	clear(e.pending)
 	e.mu.Unlock()
 	e.life.Lock()
 	if e.epfd >= 0 {
@@ -344,7 +305,6 @@ func (e *epollEngine) close() {
 func (e *epollEngine) compact() {
 	e.mu.Lock()
 	e.recs = emptied(e.recs)
-	e.pending = emptied(e.pending)
 	e.every = emptied(e.every)
 	e.mu.Unlock()
 }

@@ -116,3 +116,16 @@ func unixPair(t testing.TB, tr *Tracker) (client, server net.Conn) {
 	t.Cleanup(func() { client.Close(); server.Close() })
 	return client, server
 }
+
+// registrySize is how many records the registry holds, closed ones still on
+// a young list included.
+func registrySize(t *Tracker) int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m) + len(sh.young)
+		sh.mu.Unlock()
+	}
+	return n
+}

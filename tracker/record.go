@@ -20,7 +20,9 @@ type record struct {
 	label        string
 	openedAt     int64 // nanoseconds since t.epoch
 	accepted     bool
-	watch        uint8 // the engine's registration state, under the engine's lock
+	watch        uint8         // the engine's registration state, under the engine's lock
+	promoted     bool          // moved from the young list to the registry map; under the shard lock
+	claim        atomic.Uint32 // claimYoung, then claimWatched or claimDropped
 	sock         sockHandle
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	open         *stackEntry
@@ -84,6 +86,29 @@ func (r *record) handle() sockHandle {
 func (r *record) markClosed() bool {
 	_, ok := r.closeFrom()
 	return ok
+}
+
+func (r *record) isClosed() bool { return State(r.state.Load()) == StateClosed }
+
+// The engine's claim on a record: the poller claims it when it first hands
+// the socket to the engine, a Close that comes first drops it. Whichever
+// comes second learns what to do from the first, so a connection closed
+// before any poll costs the engine one compare-and-swap and no lock.
+const (
+	claimYoung   uint32 = iota // not seen by the engine yet
+	claimWatched               // the engine watches it: unwatch must remove it
+	claimDropped               // closed first: the engine must never watch it
+)
+
+// claimForEngine is called by an engine's watch, under the engine's lock.
+func (r *record) claimForEngine() bool {
+	return r.claim.CompareAndSwap(claimYoung, claimWatched)
+}
+
+// dropBeforeEngine is called by an engine's unwatch, before its lock: true
+// means the engine never saw r and has nothing to undo.
+func (r *record) dropBeforeEngine() bool {
+	return r.claim.CompareAndSwap(claimYoung, claimDropped)
 }
 
 // closeFrom is markClosed, also returning the state the record left.

@@ -165,3 +165,19 @@ func TestMapsShrinkAfterABurst(t *testing.T) {
 	t.Logf("heap after the burst %d B, after compaction %d B", peak, after)
 	assert.Less(t, after+256<<10, peak, "the registry still holds the burst's peak")
 }
+
+// Connections opened and closed between two polls do not pile up in the
+// registry's young lists: a full list drops its closed records before it
+// grows.
+func TestShortLivedRecordsDoNotPileUpBetweenPolls(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	keep := tr.Track("kept") // one open record, so a list is never all closed
+	defer keep.Close()
+	for range 100_000 {
+		tr.Track("short").Close()
+	}
+	assert.LessOrEqual(t, registrySize(tr), registryShards*2*minYoungSweep)
+	require.Len(t, tr.Open(), 1)
+	tr.Poll()
+	assert.Equal(t, 1, registrySize(tr))
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,10 +23,16 @@ type Tracker struct {
 	engine engine
 	nextID atomic.Uint64
 
+	// The registry. A record goes first into its shard's young list, an
+	// append under the shard lock; the next poll moves those still open into
+	// m and hands their sockets to the engine. Most connections close before
+	// that, and then cost the registry and the engine no map operation.
 	shards [registryShards]struct {
-		mu sync.Mutex
-		m  map[uint64]*record
+		mu    sync.Mutex
+		m     map[uint64]*record // records that were open at a poll
+		young []*record          // registered since the last poll; closed ones linger until it
 	}
+	promoted []*record // reused by poll; guarded by pollMu
 
 	// suspects are the records the poller judges each tick: connections whose
 	// peer has closed, and resources whose kind has a hold limit.
@@ -165,6 +172,9 @@ func (t *Tracker) compact() {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		sh.m = emptied(sh.m)
+		if len(sh.young) == 0 && cap(sh.young) > minYoungSweep {
+			sh.young = nil
+		}
 		sh.mu.Unlock()
 	}
 	t.susMu.Lock()
@@ -235,21 +245,64 @@ func (t *Tracker) newRecord(kind Kind, skip int) *record {
 	return r
 }
 
+// minYoungSweep is the young-list length from which a full list drops its
+// closed records before it grows.
+const minYoungSweep = 64
+
 func (t *Tracker) register(r *record) {
 	sh := &t.shards[r.id%registryShards]
 	sh.mu.Lock()
-	sh.m[r.id] = r
+	if n := len(sh.young); n == cap(sh.young) && n >= minYoungSweep {
+		// Between two polls a burst of short connections would otherwise
+		// keep every closed record here; the list grows only when at least
+		// half of it is still open, so this costs O(1) per register.
+		sh.young = slices.DeleteFunc(sh.young, (*record).isClosed)
+	}
+	sh.young = append(sh.young, r)
 	sh.mu.Unlock()
 	if limit, ok := t.cfg.holdLimits[r.kind]; ok && limit > 0 {
 		t.addSuspect(r)
 	}
 }
 
+// unregister runs after r is marked closed. A record still on its young
+// list stays there: the next poll, or the list's next sweep, drops it.
 func (t *Tracker) unregister(r *record) {
 	sh := &t.shards[r.id%registryShards]
 	sh.mu.Lock()
-	delete(sh.m, r.id)
+	if r.promoted {
+		delete(sh.m, r.id)
+	}
 	sh.mu.Unlock()
+}
+
+// promote moves the records registered since the last poll that are still
+// open into the registry's maps, and hands their sockets to the engine. It
+// runs under pollMu. A record closed meanwhile is marked closed before its
+// Close takes the shard lock, so either it is dropped here or its unregister
+// finds it promoted.
+func (t *Tracker) promote() {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for j, r := range sh.young {
+			sh.young[j] = nil
+			if !r.isClosed() {
+				r.promoted = true
+				sh.m[r.id] = r
+				t.promoted = append(t.promoted, r)
+			}
+		}
+		sh.young = sh.young[:0]
+		sh.mu.Unlock()
+	}
+	for i, r := range t.promoted {
+		t.promoted[i] = nil
+		if r.sock.ok && r.sock.stream {
+			t.engine.watch(r)
+		}
+	}
+	t.promoted = t.promoted[:0]
 }
 
 func (t *Tracker) addSuspect(r *record) {
@@ -275,11 +328,11 @@ func (t *Tracker) release(r *record, skip int) {
 	if !ok {
 		return
 	}
-	r.closedAt.Store(t.now())
 	if _, held := t.cfg.holdLimits[r.kind]; from == StatePeerClosed || held {
-		// The close site is shown only when a reported leak is resolved, and
-		// only a peer-closed or hold-limited resource can have been reported:
-		// other Closes skip the stack walk, the costliest part of a Close.
+		// The close time and site are shown only when a reported leak is
+		// resolved, and only a peer-closed or hold-limited resource can have
+		// been reported: other Closes skip the clock and the stack.
+		r.closedAt.Store(t.now())
 		r.closeSite.Store(t.stacks.capture(skip+1, t.cfg.stackDepth))
 	}
 	r.cleanup.Stop()
@@ -334,6 +387,11 @@ func (t *Tracker) all() []*record {
 		sh.mu.Lock()
 		for _, r := range sh.m {
 			out = append(out, r)
+		}
+		for _, r := range sh.young {
+			if !r.isClosed() {
+				out = append(out, r)
+			}
 		}
 		sh.mu.Unlock()
 	}
@@ -426,6 +484,7 @@ func (t *Tracker) poll() (next int64) {
 	if t.polls%compactEvery == 0 {
 		t.compact()
 	}
+	t.promote()
 	now := t.now()
 	t.engine.poll(func(r *record, p sockProbe) {
 		if p.name != "" {
@@ -571,14 +630,11 @@ func (t *Tracker) registerConn(r *record, c net.Conn) {
 	if r.laddr != nil {
 		r.network = r.laddr.Network()
 	}
-	r.sock = socketOf(c, r.network)
+	r.sock.describe(c, r.network)
 	if r.sock.ok && r.sock.stream && !r.sock.tcp {
 		// Only TCP sockets can be identified later by their addresses (see
 		// identify); the rarer unix sockets pay for the cookie now.
 		r.cookie.Store(socketCookie(r.sock.fd))
 	}
-	t.register(r)
-	if r.sock.ok && r.sock.stream {
-		t.engine.watch(r)
-	}
+	t.register(r) // the next poll hands the socket to the engine
 }
