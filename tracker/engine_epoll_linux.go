@@ -165,7 +165,8 @@ func (e *epollEngine) unwatch(r *record) {
 
 // add registers r; it runs under e.mu.
 func (e *epollEngine) add(r *record) {
-	if !r.identify() {
+	known := r.cookie.Load() // a unix socket's, read when it was wrapped
+	if !r.identify() || (known != 0 && socketCookie(r.sock.fd) != known) {
 		// The socket was closed under its wrapper (or by the runtime, the
 		// wrapper's cleanup still to come) and the number reused: registering
 		// it would watch another socket under this id.

@@ -369,3 +369,33 @@ func reusedDescriptor(t *testing.T, tr *Tracker, registerA bool) (a, b, sb net.C
 	}
 	return a, b, sb
 }
+
+// The same for a unix socket, whose cookie is known from the moment it was
+// wrapped: registration checks the cookie again, it does not trust it.
+func TestEpollDoesNotRegisterReusedUnixFD(t *testing.T) {
+	tr, _ := newTestTracker(t, WithFullSweepEvery(0))
+	e := epollOf(t, tr)
+	path := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	defer ln.Close()
+	a, err := tr.WrapDialer(nil)(t.Context(), "unix", path)
+	require.NoError(t, err)
+	defer a.Close()
+	sa, err := ln.Accept()
+	require.NoError(t, err)
+	defer sa.Close()
+	ra := a.(trackedConn).tracked()
+	require.NotZero(t, ra.cookie.Load())
+	require.NoError(t, Unwrap(a).Close())
+	other, err := net.Dial("unix", path)
+	require.NoError(t, err)
+	defer other.Close()
+	if socketOf(other, "unix").fd != ra.sock.fd {
+		t.Skip("the descriptor number was not reused")
+	}
+	tr.Poll()
+	e.mu.Lock()
+	assert.Equal(t, watchLost, ra.watch, "a's number now names another socket")
+	e.mu.Unlock()
+}

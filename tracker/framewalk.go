@@ -14,7 +14,8 @@ import (
 // per frame instead. The return addresses it yields are only a key: the
 // logical stack a report shows (inlined calls expanded, the requested frames
 // skipped) is still produced by runtime.Callers, once per distinct key, and
-// the same physical frames always expand to the same logical stack.
+// the same physical frames, all of them up to the goroutine's first, always
+// expand to the same logical stack.
 //
 // The walk trusts a frame only after checking its return address against the
 // program's own function table: it stops at anything that is not Go code or
@@ -22,16 +23,18 @@ import (
 // back to runtime.Callers. It never follows a frame pointer that does not
 // move up the stack by less than maxFrameSize.
 
-// maxWalk bounds the frames a walk reads; deeper captures use runtime.Callers.
-const maxWalk = 64
+// maxWalk bounds the frames a walk reads; deeper stacks are captured with
+// runtime.Callers.
+const maxWalk = 128
 
 // maxFrameSize is the largest step between two frame pointers the walk
 // accepts; a frame larger than this sends the capture to runtime.Callers.
 const maxFrameSize = 1 << 20
 
 // walkFrames fills buf with return addresses, starting with the one saved in
-// the frame at fp, until buf is full or the goroutine's first frame is
-// reached. It reports false when a frame cannot be trusted.
+// the frame at fp, up to and including the goroutine's first frame. It
+// reports false when a frame cannot be trusted or buf is too short for the
+// whole stack.
 func walkFrames(fp unsafe.Pointer, buf []uintptr) (int, bool) {
 	if fp == nil {
 		return 0, false
@@ -53,7 +56,7 @@ func walkFrames(fp unsafe.Pointer, buf []uintptr) (int, bool) {
 		}
 		fp = unsafe.Add(fp, next-cur)
 	}
-	return len(buf), true
+	return 0, false
 }
 
 // pcClass is what a return address says about the frame that holds it.

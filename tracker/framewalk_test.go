@@ -86,18 +86,57 @@ func TestWalkedCaptureMatchesRuntimeCallers(t *testing.T) {
 	}
 	recurse(1)
 	recurse(2)
-	recurse(maxWalk) // deeper than a walk: the key is cut, the stack is not
+	assert.Equal(t, len(sites)*2, walkedKeys(st), "each capture site (two per twoWays) took the walk")
+	recurse(maxWalk) // deeper than a walk: runtime.Callers, every time
+	assert.Equal(t, (len(sites)-1)*2, walkedKeys(st))
 
 	for i, a := range sites {
 		for _, b := range sites[i+1:] {
 			assert.NotSame(t, a, b, "distinct call paths must not share a stack")
 		}
 	}
-	walked := 0
+}
+
+func walkedKeys(st *stackTable) int {
+	n := 0
 	for i := range st.shards {
-		walked += len(st.shards[i].walked)
+		n += len(st.shards[i].walked)
 	}
-	assert.Equal(t, len(sites)*2, walked, "each capture site (two per twoWays) took the walk")
+	return n
+}
+
+// Method wrappers are physical frames that runtime.Callers hides. Two paths
+// that differ only beyond such frames must still get their own stacks, even
+// at a depth that the wrappers would push the difference out of a short key.
+type viaWrapper interface{ capture() *stackEntry }
+
+type wrapperTarget struct{ st *stackTable }
+
+// A value receiver: called through a *wrapperTarget, it runs under a
+// generated pointer wrapper.
+//
+//go:noinline
+func (w wrapperTarget) capture() *stackEntry { return w.st.capture(0, 2) }
+
+type embedsInterface struct{ viaWrapper } // (*embedsInterface).capture is a second wrapper
+
+//go:noinline
+func throughWrapperA(v viaWrapper) *stackEntry { return v.capture() }
+
+//go:noinline
+func throughWrapperB(v viaWrapper) *stackEntry { return v.capture() }
+
+func TestWalkedCaptureSeesPastHiddenWrappers(t *testing.T) {
+	st := newStackTable()
+	v := &embedsInterface{&wrapperTarget{st}}
+	for range 2 { // the second round finds the walked keys
+		a, b := throughWrapperA(v), throughWrapperB(v)
+		require.NotNil(t, a)
+		require.NotNil(t, b)
+		require.NotSame(t, a, b)
+		assert.Contains(t, framesOf(a.pcs)[1], "throughWrapperA")
+		assert.Contains(t, framesOf(b.pcs)[1], "throughWrapperB")
+	}
 }
 
 // A stack that the depth limit cuts short is found by its walked key as well:

@@ -181,3 +181,21 @@ func TestShortLivedRecordsDoNotPileUpBetweenPolls(t *testing.T) {
 	tr.Poll()
 	assert.Equal(t, 1, registrySize(tr))
 }
+
+// A full young list that is still mostly open doubles instead of being swept
+// again on the next register: sweeps stay O(1) per register.
+func TestYoungListGrowsWhenMostlyOpen(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	sh := &tr.shards[0]
+	var recs []*record
+	for len(recs) < minYoungSweep || len(sh.young) < cap(sh.young) {
+		r := &record{t: tr, id: uint64(len(recs)+1) * registryShards} // all in shard 0
+		recs = append(recs, r)
+		tr.register(r)
+	}
+	full := cap(sh.young)
+	recs[0].state.Store(int32(StateClosed))
+	tr.register(&record{t: tr, id: uint64(len(recs)+1) * registryShards})
+	assert.Equal(t, full, len(sh.young), "the sweep dropped the closed record")
+	assert.GreaterOrEqual(t, cap(sh.young), full*3/2, "and grew the list, which is still mostly open")
+}

@@ -241,11 +241,12 @@ func newStackTable() *stackTable {
 //
 //go:noinline
 func (st *stackTable) capture(skip, depth int) *stackEntry {
-	// Logical frames skip..skip+depth above the caller lie in at most as many
-	// physical frames, the first of which capture's own frame names.
-	if want := skip + depth + 1; canWalkFrames && want <= maxWalk {
+	if canWalkFrames {
+		// The key is the whole physical stack, up to the goroutine's first
+		// frame: the frames that runtime.Callers hides (method and ABI
+		// wrappers) make any shorter window ambiguous.
 		var frames [maxWalk]uintptr
-		if n, ok := walkFrames(framePointer(), frames[:want]); ok {
+		if n, ok := walkFrames(framePointer(), frames[:]); ok {
 			return st.captureWalked(frames[:n], skip, depth)
 		}
 	}
@@ -287,7 +288,7 @@ func (st *stackTable) captureWalked(frames []uintptr, skip, depth int) *stackEnt
 // captureLogical captures with runtime.Callers, skip frames above the
 // caller of captureLogical, and interns the result.
 func (st *stackTable) captureLogical(skip, depth int) *stackEntry {
-	var small [maxWalk]uintptr
+	var small [64]uintptr
 	buf := small[:]
 	if depth > len(small) {
 		buf = make([]uintptr, depth)
