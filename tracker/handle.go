@@ -23,9 +23,9 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 		kind = "resource"
 	}
 	r := t.newRecord(kind, 1+tc.skip)
-	r.network, r.label = tc.network, tc.label
-	if tc.local != "" {
-		r.laddr = stringAddr{tc.network, tc.local}
+	r.label = tc.label
+	if tc.local != "" || tc.network != "" {
+		r.laddr = stringAddr{tc.network, tc.local} // carries the network even without an address
 	}
 	if tc.remote != "" {
 		r.raddr = stringAddr{tc.network, tc.remote}

@@ -61,9 +61,6 @@ func (t *Tracker) WrapListener(l net.Listener) net.Listener {
 	}
 	r := t.newRecord(KindListener, 1)
 	r.laddr = l.Addr()
-	if r.laddr != nil {
-		r.network = r.laddr.Network()
-	}
 	var cookie uint64
 	r.sock, cookie = listenerSocket(l) // for the process sweep; never watched
 	r.cookie.Store(cookie)

@@ -15,7 +15,6 @@ type record struct {
 	t            *Tracker
 	id           uint64
 	kind         Kind
-	network      string
 	laddr, raddr net.Addr
 	label        string
 	openedAt     int64 // nanoseconds since t.epoch
@@ -88,6 +87,17 @@ func (r *record) markClosed() bool {
 	return ok
 }
 
+// network is the network of the resource's addresses ("tcp", "unix"), or "".
+func (r *record) network() string {
+	switch {
+	case r.laddr != nil:
+		return r.laddr.Network()
+	case r.raddr != nil:
+		return r.raddr.Network()
+	}
+	return ""
+}
+
 func (r *record) isClosed() bool { return State(r.state.Load()) == StateClosed }
 
 // The engine's claim on a record: the poller claims it when it first hands
@@ -133,7 +143,7 @@ func (r *record) snapshot(sockName string) Resource {
 	res := Resource{
 		ID:                 r.id,
 		Kind:               r.kind,
-		Network:            r.network,
+		Network:            r.network(),
 		Label:              r.label,
 		OpenedAt:           t.wall(r.openedAt),
 		State:              State(r.state.Load()),

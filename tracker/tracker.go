@@ -630,10 +630,7 @@ func (t *Tracker) safeCall(fn func(Leak), l Leak) {
 // registerConn fills the socket fields of r from c and starts watching it.
 func (t *Tracker) registerConn(r *record, c net.Conn) {
 	r.laddr, r.raddr = c.LocalAddr(), c.RemoteAddr()
-	if r.laddr != nil {
-		r.network = r.laddr.Network()
-	}
-	r.sock.describe(c, r.network)
+	r.sock.describe(c, r.network())
 	if r.sock.ok && r.sock.stream && !r.sock.tcp {
 		// Only TCP sockets can be identified later by their addresses (see
 		// identify); the rarer unix sockets pay for the cookie now.
