@@ -12,36 +12,39 @@ import (
 // the resource or its wrapper: the wrapper points at the record, so dropping
 // the wrapper lets the runtime collect the connection and close its socket.
 type record struct {
+	// Set before the record is published, then read-only (sock.fd aside,
+	// see identify).
 	t            *Tracker
 	id           uint64
 	kind         Kind
 	laddr, raddr net.Addr
 	label        string
 	openedAt     int64 // nanoseconds since t.epoch
-	accepted     bool
-	watch        uint8         // the engine's registration state, under the engine's lock
-	promoted     bool          // moved from the young list to the registry map; under the shard lock
-	claim        atomic.Uint32 // claimYoung, then claimWatched or claimDropped
 	sock         sockHandle
-	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	open         *stackEntry
+	cleanup      runtime.Cleanup
+	accepted     bool
 
+	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	firstIO      atomic.Pointer[stackEntry]
 	peerSeen     atomic.Pointer[stackEntry]
 	closeSite    atomic.Pointer[stackEntry]
-	needFirstIO  atomic.Bool
 	lastIO       atomic.Int64 // nanoseconds since t.epoch; 0: never
-	writing      atomic.Int32 // writes in progress: a busy conn is not quiet
-	state        atomic.Int32
 	peerClosedAt atomic.Int64
 	closedAt     atomic.Int64
+	state        atomic.Int32
+	writing      atomic.Int32  // writes in progress: a busy conn is not quiet
+	claim        atomic.Uint32 // claimYoung, then claimWatched or claimDropped
+	promoted     atomic.Bool   // moved from the young list to the registry map (see Tracker.promote)
+	needFirstIO  atomic.Bool
 	collected    atomic.Bool
-	cleanup      runtime.Cleanup
+
+	watch uint8 // the engine's registration state, under the engine's lock
 
 	// Owned by the poller (guarded by t.pollMu).
-	sockName string
 	reported bool
 	reason   Reason
+	sockName string
 }
 
 // observe is called after every Read and Write on a wrapped connection. It

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +199,42 @@ func TestYoungListGrowsWhenMostlyOpen(t *testing.T) {
 	tr.register(&record{t: tr, id: uint64(len(recs)+1) * registryShards})
 	assert.Equal(t, full, len(sh.young), "the sweep dropped the closed record")
 	assert.GreaterOrEqual(t, cap(sh.young), full*3/2, "and grew the list, which is still mostly open")
+}
+
+// Closes racing with the poller's promotion never leave a closed record in
+// the registry, and never drop an open one.
+func TestPromotionRacingWithClose(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	const workers, perWorker = 4, 5000
+	var wg sync.WaitGroup
+	var finished atomic.Int32
+	kept := make([][]*Handle, workers)
+	for w := range workers {
+		wg.Go(func() {
+			defer finished.Add(1)
+			for i := range perWorker {
+				h := tr.Track("race")
+				if i%100 == 0 {
+					kept[w] = append(kept[w], h)
+					continue
+				}
+				h.Close()
+			}
+		})
+	}
+	polls := 0
+	for ; finished.Load() < workers && polls < 1_000_000; polls++ {
+		tr.Poll()
+	}
+	wg.Wait()
+	tr.Poll()
+	t.Logf("%d polls raced with %d closes", polls, workers*perWorker)
+	assert.Equal(t, workers*perWorker/100, registrySize(tr), "only the kept handles remain")
+	assert.Len(t, tr.Open(), workers*perWorker/100)
+	for _, hs := range kept {
+		for _, h := range hs {
+			h.Close()
+		}
+	}
+	assert.Zero(t, registrySize(tr))
 }

@@ -269,32 +269,42 @@ func (t *Tracker) register(r *record) {
 }
 
 // unregister runs after r is marked closed. A record still on its young
-// list stays there: the next poll, or the list's next sweep, drops it.
+// list stays there: the next poll, or the list's next sweep, drops it; so a
+// short connection's Close takes no registry lock.
 func (t *Tracker) unregister(r *record) {
+	if !r.promoted.Load() {
+		return
+	}
 	sh := &t.shards[r.id%registryShards]
 	sh.mu.Lock()
-	if r.promoted {
-		delete(sh.m, r.id)
-	}
+	delete(sh.m, r.id)
 	sh.mu.Unlock()
 }
 
 // promote moves the records registered since the last poll that are still
 // open into the registry's maps, and hands their sockets to the engine. It
-// runs under pollMu. A record closed meanwhile is marked closed before its
-// Close takes the shard lock, so either it is dropped here or its unregister
-// finds it promoted.
+// runs under pollMu.
+//
+// A Close racing with it is settled without the Close taking the shard lock:
+// Close marks r closed and then reads r.promoted; promote sets r.promoted and
+// then reads r's state. Of the two later reads, at least one sees the other
+// side's write, and that side removes r from the map.
 func (t *Tracker) promote() {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		for j, r := range sh.young {
 			sh.young[j] = nil
-			if !r.isClosed() {
-				r.promoted = true
-				sh.m[r.id] = r
-				t.promoted = append(t.promoted, r)
+			if r.isClosed() {
+				continue
 			}
+			sh.m[r.id] = r
+			r.promoted.Store(true)
+			if r.isClosed() {
+				delete(sh.m, r.id) // its unregister may have missed the promotion
+				continue
+			}
+			t.promoted = append(t.promoted, r)
 		}
 		sh.young = sh.young[:0]
 		sh.mu.Unlock()
