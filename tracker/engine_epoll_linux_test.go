@@ -300,29 +300,41 @@ func TestEpollRegistersOnTheNextTick(t *testing.T) {
 }
 
 // A socket closed under its wrapper before registration, its number
-// reused, is not registered under the old record's id.
+// reused, is not registered under the old record's id. A unix socket's
+// cookie is known from the moment it was wrapped: registration checks it
+// again, it does not trust it.
 func TestEpollDoesNotRegisterReusedFD(t *testing.T) {
-	tr, _ := newTestTracker(t, WithFullSweepEvery(0))
-	e := epollOf(t, tr)
-	ln := listen(t)
-	a, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer a.Close()
-	sa, err := ln.Accept()
-	require.NoError(t, err)
-	defer sa.Close()
-	ra := a.(trackedConn).tracked()
-	require.NoError(t, Unwrap(a).Close())
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer raw.Close()
-	if socketOf(raw, "tcp").fd != ra.sock.fd {
-		t.Skip("the descriptor number was not reused")
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			tr, _ := newTestTracker(t, WithFullSweepEvery(0))
+			e := epollOf(t, tr)
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = t.TempDir() + "/s"
+			}
+			ln, err := net.Listen(network, addr)
+			require.NoError(t, err)
+			defer ln.Close()
+			a, err := tr.WrapDialer(nil)(t.Context(), network, ln.Addr().String())
+			require.NoError(t, err)
+			defer a.Close()
+			sa, err := ln.Accept()
+			require.NoError(t, err)
+			defer sa.Close()
+			ra := a.(trackedConn).tracked()
+			require.NoError(t, Unwrap(a).Close())
+			other, err := net.Dial(network, ln.Addr().String())
+			require.NoError(t, err)
+			defer other.Close()
+			if socketOf(other, network).fd != ra.sock.fd {
+				t.Skip("the descriptor number was not reused")
+			}
+			tr.Poll()
+			e.mu.Lock()
+			assert.Equal(t, watchLost, ra.watch, "a's number now names another socket")
+			e.mu.Unlock()
+		})
 	}
-	tr.Poll()
-	e.mu.Lock()
-	assert.Equal(t, watchLost, ra.watch)
-	e.mu.Unlock()
 }
 
 // size is how many records the engine holds.
@@ -368,34 +380,4 @@ func reusedDescriptor(t *testing.T, tr *Tracker, registerA bool) (a, b, sb net.C
 		t.Skip("the descriptor number was not reused")
 	}
 	return a, b, sb
-}
-
-// The same for a unix socket, whose cookie is known from the moment it was
-// wrapped: registration checks the cookie again, it does not trust it.
-func TestEpollDoesNotRegisterReusedUnixFD(t *testing.T) {
-	tr, _ := newTestTracker(t, WithFullSweepEvery(0))
-	e := epollOf(t, tr)
-	path := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", path)
-	require.NoError(t, err)
-	defer ln.Close()
-	a, err := tr.WrapDialer(nil)(t.Context(), "unix", path)
-	require.NoError(t, err)
-	defer a.Close()
-	sa, err := ln.Accept()
-	require.NoError(t, err)
-	defer sa.Close()
-	ra := a.(trackedConn).tracked()
-	require.NotZero(t, ra.cookie.Load())
-	require.NoError(t, Unwrap(a).Close())
-	other, err := net.Dial("unix", path)
-	require.NoError(t, err)
-	defer other.Close()
-	if socketOf(other, "unix").fd != ra.sock.fd {
-		t.Skip("the descriptor number was not reused")
-	}
-	tr.Poll()
-	e.mu.Lock()
-	assert.Equal(t, watchLost, ra.watch, "a's number now names another socket")
-	e.mu.Unlock()
 }
