@@ -9,19 +9,22 @@ import (
 
 // The frame walk makes repeated captures at one site cheap. runtime.Callers
 // pays the runtime's unwinder for every frame (function lookup, stack-delta
-// and inlining tables), about three quarters of the tracker's cost on a
-// short-lived connection. Following the frame-pointer chain reads two words
-// per frame instead. The return addresses it yields are only a key: the
-// logical stack a report shows (inlined calls expanded, the requested frames
-// skipped) is still produced by runtime.Callers, once per distinct key, and
-// the same physical frames, all of them up to the goroutine's first, always
-// expand to the same logical stack.
+// and inlining tables): it was the largest part of the tracker's cost per
+// short-lived connection, about 0.9 of 2 µs in
+// BenchmarkInterleavedDialAcceptClose. Following the frame-pointer chain
+// reads two words per frame and checks the return address against a cache.
+// The return addresses it yields are only a key: the logical stack a report
+// shows (inlined calls expanded, wrappers hidden, the requested frames
+// skipped) is still produced by runtime.Callers, once per distinct key (every
+// time for the rare key whose hash collides with another's), and the same
+// physical frames, all of them up to the goroutine's first, always expand to
+// the same logical stack.
 //
 // The walk trusts a frame only after checking its return address against the
 // program's own function table: it stops at anything that is not Go code or
 // that switches stacks (a cgo callback, a signal), and the capture then falls
-// back to runtime.Callers. It never follows a frame pointer that does not
-// move up the stack by less than maxFrameSize.
+// back to runtime.Callers. It follows a frame pointer only up the stack, and
+// by at most maxFrameSize.
 
 // maxWalk bounds the frames a walk reads; deeper stacks are captured with
 // runtime.Callers.

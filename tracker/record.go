@@ -12,8 +12,7 @@ import (
 // the resource or its wrapper: the wrapper points at the record, so dropping
 // the wrapper lets the runtime collect the connection and close its socket.
 type record struct {
-	// Set before the record is published, then read-only (sock.fd aside,
-	// see identify).
+	// Set before the record is published, then read-only.
 	t            *Tracker
 	id           uint64
 	kind         Kind

@@ -254,8 +254,9 @@ func (t *Tracker) register(r *record) {
 	sh.mu.Lock()
 	if n := len(sh.young); n == cap(sh.young) && n >= minYoungSweep {
 		// Between two polls a burst of short connections would otherwise
-		// keep every closed record here. The list doubles when more than
-		// half of it is still open, so sweeps stay O(1) per register.
+		// keep every closed record here. The list grows by half or more
+		// when more than half of it is still open, so sweeps stay O(1) per
+		// register.
 		sh.young = slices.DeleteFunc(sh.young, (*record).isClosed)
 		if len(sh.young) > n/2 {
 			sh.young = slices.Grow(sh.young, n)
