@@ -91,9 +91,9 @@ func descriptorOf(x any) (fd uintptr, ok bool) {
 	return h.fd, true
 }
 
-// readDescriptor sets h.fd to the descriptor under x. The closure handed to
-// Control captures only h, which already lives on the heap when h is a
-// record's: one allocation fewer on every wrapped connection.
+// readDescriptor sets h.fd and h.ok from the descriptor under x. The closure
+// handed to Control captures only h, which already lives on the heap when h
+// is a record's: one allocation fewer on every wrapped connection.
 func (h *sockHandle) readDescriptor(x any) bool {
 	sc, isSC := x.(syscall.Conn)
 	if !isSC {
@@ -103,26 +103,15 @@ func (h *sockHandle) readDescriptor(x any) bool {
 	if err != nil {
 		return false
 	}
-	h.ok = false
-	if raw.Control(func(d uintptr) { h.fd, h.ok = d, true }) != nil {
-		h.ok = false
-	}
-	return h.ok
+	err = raw.Control(func(d uintptr) { h.fd, h.ok = d, true })
+	return err == nil && h.ok
 }
 
-// socketOf describes the socket under c. Its cookie is not read here: that
-// system call would be paid by every connection, most of which close before
-// the poller ever looks at them.
-func socketOf(c net.Conn, network string) sockHandle {
-	var h sockHandle
-	h.describe(c, network)
-	return h
-}
-
-// describe fills h from the socket under c; h is left zero (not ok) when c
-// has no descriptor.
+// describe fills the zero h from the socket under c, and leaves it zero (not
+// ok) when c has no descriptor. The cookie is not read here: that system call
+// would be paid by every connection, most of which close before the poller
+// ever looks at them.
 func (h *sockHandle) describe(c net.Conn, network string) {
-	*h = sockHandle{}
 	if !h.readDescriptor(c) {
 		*h = sockHandle{}
 		return

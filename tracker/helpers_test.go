@@ -129,3 +129,10 @@ func registrySize(t *Tracker) int {
 	}
 	return n
 }
+
+// socketOf describes the socket under c, as the tracker does when it wraps c.
+func socketOf(c net.Conn, network string) sockHandle {
+	var h sockHandle
+	h.describe(c, network)
+	return h
+}

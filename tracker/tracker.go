@@ -32,7 +32,7 @@ type Tracker struct {
 		m     map[uint64]*record // records that were open at a poll
 		young []*record          // registered since the last poll; closed ones linger until it
 	}
-	promoted []*record // reused by poll; guarded by pollMu
+	toWatch []*record // promoted this poll, for the engine; guarded by pollMu
 
 	// suspects are the records the poller judges each tick: connections whose
 	// peer has closed, and resources whose kind has a hold limit.
@@ -305,18 +305,18 @@ func (t *Tracker) promote() {
 				delete(sh.m, r.id) // its unregister may have missed the promotion
 				continue
 			}
-			t.promoted = append(t.promoted, r)
+			t.toWatch = append(t.toWatch, r)
 		}
 		sh.young = sh.young[:0]
 		sh.mu.Unlock()
 	}
-	for i, r := range t.promoted {
-		t.promoted[i] = nil
+	for i, r := range t.toWatch {
+		t.toWatch[i] = nil
 		if r.sock.ok && r.sock.stream {
 			t.engine.watch(r)
 		}
 	}
-	t.promoted = t.promoted[:0]
+	t.toWatch = t.toWatch[:0]
 }
 
 func (t *Tracker) addSuspect(r *record) {
