@@ -3,7 +3,6 @@ package testutil
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -47,17 +46,17 @@ func formatReport(f *findings, s scope) string {
 	fmt.Fprintf(&b, "connleak: %s left %s (%s)\n", who, joinAnd(parts), waited)
 
 	now := time.Now()
-	for _, g := range groupResources(f.open) {
+	for _, g := range tracker.GroupResources(f.open) {
 		b.WriteString("\n")
 		writeGroup(&b, g, now, false)
 	}
-	var gone []tracker.Resource
-	for _, l := range f.collected {
-		gone = append(gone, l.Resource)
-	}
-	for _, g := range groupResources(gone) {
+	for _, g := range tracker.GroupLeaks(f.collected) {
+		var gone []tracker.Resource
+		for _, l := range g.Leaks {
+			gone = append(gone, l.Resource)
+		}
 		b.WriteString("\n")
-		writeGroup(&b, g, now, true)
+		writeGroup(&b, tracker.ResourceGroup{Site: g.Site, Kind: g.Kind, Resources: gone}, now, true)
 	}
 	if len(f.sockets) > 0 {
 		b.WriteString("\n")
@@ -75,38 +74,11 @@ func formatReport(f *findings, s scope) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-type group struct {
-	rs []tracker.Resource
-}
-
-// groupResources groups resources opened at the same site (same kind, same
-// open-site and first-I/O stacks), largest group first.
-func groupResources(rs []tracker.Resource) []group {
-	idx := map[string]int{}
-	var gs []group
-	for _, r := range rs {
-		k := groupKey(r)
-		i, ok := idx[k]
-		if !ok {
-			i = len(gs)
-			idx[k] = i
-			gs = append(gs, group{})
-		}
-		gs[i].rs = append(gs[i].rs, r)
-	}
-	sort.SliceStable(gs, func(i, j int) bool { return len(gs[i].rs) > len(gs[j].rs) })
-	return gs
-}
-
-func groupKey(r tracker.Resource) string {
-	return fmt.Sprint(r.Kind, r.Accepted, r.Stack.PCs(), r.FirstIOStack.PCs())
-}
-
-func writeGroup(b *strings.Builder, g group, now time.Time, collected bool) {
-	first := g.rs[0]
+func writeGroup(b *strings.Builder, g tracker.ResourceGroup, now time.Time, collected bool) {
+	first := g.Resources[0]
 	noun := string(first.Kind)
-	if len(g.rs) > 1 {
-		noun = fmt.Sprintf("%d %ss", len(g.rs), first.Kind)
+	if len(g.Resources) > 1 {
+		noun = fmt.Sprintf("%d %ss", len(g.Resources), first.Kind)
 	}
 	verb := "opened"
 	if first.Accepted {
@@ -119,19 +91,26 @@ func writeGroup(b *strings.Builder, g group, now time.Time, collected bool) {
 	if collected {
 		what = " garbage-collected without Close,"
 	}
-	site, ok := testLine(first)
-	if !ok {
-		site = first.Site()
+	line, inTest := testLine(first)
+	switch {
+	case inTest:
+		fmt.Fprintf(b, "%s%s %s at %s\n", noun, what, verb, frameShort(line))
+	case g.Site.Frame != (tracker.Frame{}):
+		fmt.Fprintf(b, "%s%s %s at %s\n", noun, what, verb, frameShort(g.Site.Frame))
+	default:
+		// No line of the test in the stack: a library's own goroutine
+		// opened it. Its frames are shown below, never passed off as the
+		// test's line.
+		fmt.Fprintf(b, "%s%s %s with %s\n", noun, what, verb, g.Site)
 	}
-	fmt.Fprintf(b, "%s%s %s at %s\n", noun, what, verb, frameShort(site))
-	for i, r := range g.rs {
+	for i, r := range g.Resources {
 		if i == maxListed {
-			fmt.Fprintf(b, "    ... and %d more\n", len(g.rs)-maxListed)
+			fmt.Fprintf(b, "    ... and %d more\n", len(g.Resources)-maxListed)
 			break
 		}
 		b.WriteString("    " + describe(r, now, collected) + "\n")
 	}
-	if user := first.Site(); ok && user != site {
+	if user := g.Site.Frame; inTest && user != (tracker.Frame{}) && user != line {
 		fmt.Fprintf(b, "  through %s\n", frameShort(user))
 	}
 	section := func(title string, st tracker.Stack) {

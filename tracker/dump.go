@@ -30,8 +30,8 @@ func (t *Tracker) WriteReport(w io.Writer) error {
 
 	open := t.Open()
 	fmt.Fprintf(bw, "\nopen: %d\n", len(open))
-	for _, g := range groupOpen(open) {
-		fmt.Fprintf(bw, "  %6d %s at %s (%s)\n", g.count, g.kind, g.site, g.states())
+	for _, g := range GroupResources(open) {
+		fmt.Fprintf(bw, "  %6d %s at %s (%s)\n", len(g.Resources), g.Kind, g.Site, states(g.Resources))
 	}
 
 	if socks, err := t.ProcessSockets(); err == nil {
@@ -61,48 +61,19 @@ func (t *Tracker) WriteReport(w io.Writer) error {
 	return bw.Flush()
 }
 
-type openGroup struct {
-	kind   Kind
-	site   Frame
-	count  int
-	counts [StateClosed + 1]int
-}
-
-func (g *openGroup) states() string {
+// states counts the resources by state: "2 active, 1 peer-closed".
+func states(rs []Resource) string {
+	var counts [StateClosed + 1]int
+	for _, r := range rs {
+		if r.State >= 0 && int(r.State) < len(counts) {
+			counts[r.State]++
+		}
+	}
 	var parts []string
-	for s, n := range g.counts {
+	for s, n := range counts {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, State(s)))
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// groupOpen counts open resources by kind and stacks, largest group first;
-// each group's stack is symbolized once, however many resources share it.
-func groupOpen(open []Resource) []*openGroup {
-	type key struct {
-		kind          Kind
-		open, firstIO *stackEntry
-	}
-	idx := make(map[key]*openGroup)
-	var groups []*openGroup
-	for _, r := range open {
-		k := key{kind: r.Kind, open: r.Stack.e}
-		if r.Accepted {
-			k.firstIO = r.FirstIOStack.e
-		}
-		g := idx[k]
-		if g == nil {
-			g = &openGroup{kind: r.Kind, site: r.Site()}
-			idx[k] = g
-			groups = append(groups, g)
-		}
-		g.count++
-		if r.State >= 0 && int(r.State) < len(g.counts) {
-			g.counts[r.State]++
-		}
-	}
-	sort.SliceStable(groups, func(i, j int) bool { return groups[i].count > groups[j].count })
-	return groups
 }

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"fmt"
+	"github.com/connleak/connleak/internal/stack"
 	"io"
 	"log/slog"
 	"os"
@@ -89,8 +90,8 @@ func WithGracePeriod(d time.Duration) Option {
 // a new one pays for runtime.Callers; stacks deeper than 128 frames always do.
 func WithStackDepth(n int) Option {
 	return optionFunc(func(c *config) error {
-		if n < 1 || n > maxStackDepth {
-			return fmt.Errorf("WithStackDepth(%d): the depth must be between 1 and %d", n, maxStackDepth)
+		if n < 1 || n > stack.MaxDepth {
+			return fmt.Errorf("WithStackDepth(%d): the depth must be between 1 and %d", n, stack.MaxDepth)
 		}
 		c.stackDepth = n
 		return nil

@@ -32,7 +32,7 @@ func TestProfileOfOpenResources(t *testing.T) {
 	require.NoError(t, p.WriteTo(&b, 1))
 	out := b.String()
 	assert.Contains(t, out, "2 @ ", "both connections share one open site")
-	site := tr.Open()[0].Stack.Headline()
+	site := tr.Open()[0].Stack.Site()
 	assert.Contains(t, out, site.Function)
 	// The first frame of the profile's stack is the first frame of the
 	// tracker's: both start at the caller of the wrapping function.

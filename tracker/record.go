@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"github.com/connleak/connleak/internal/stack"
 	"io"
 	"net"
 	"runtime"
@@ -20,14 +21,14 @@ type record struct {
 	label        string
 	openedAt     int64 // nanoseconds since t.epoch
 	sock         sockHandle
-	open         *stackEntry
+	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
 
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
-	firstIO      atomic.Pointer[stackEntry]
-	peerSeen     atomic.Pointer[stackEntry]
-	closeSite    atomic.Pointer[stackEntry]
+	firstIO      atomic.Pointer[stack.Entry]
+	peerSeen     atomic.Pointer[stack.Entry]
+	closeSite    atomic.Pointer[stack.Entry]
 	lastIO       atomic.Int64 // nanoseconds since t.epoch; 0: never
 	peerClosedAt atomic.Int64
 	closedAt     atomic.Int64
@@ -59,7 +60,7 @@ func (r *record) observe(err error) {
 // skip frames above touch's caller is the program's line.
 func (r *record) touch(skip int) {
 	if r.needFirstIO.Load() && r.needFirstIO.CompareAndSwap(true, false) {
-		r.firstIO.Store(r.t.stacks.capture(skip+1, r.t.cfg.stackDepth))
+		r.firstIO.Store(r.t.stacks.Capture(skip+1, r.t.cfg.stackDepth))
 	}
 	r.lastIO.Store(r.t.now())
 }
@@ -68,9 +69,9 @@ func (r *record) touch(skip int) {
 // and where: skip frames above sawPeerClose's caller is the program's line.
 func (r *record) sawPeerClose(skip int) {
 	if r.peerSeen.Load() == nil {
-		e := r.t.stacks.capture(skip+1, r.t.cfg.stackDepth)
+		e := r.t.stacks.Capture(skip+1, r.t.cfg.stackDepth)
 		if !r.peerSeen.CompareAndSwap(nil, e) {
-			r.t.stacks.release(e)
+			r.t.stacks.Release(e)
 		}
 	}
 	r.t.markPeerClosed(r, r.t.now())
@@ -136,7 +137,7 @@ func (r *record) closeFrom() (State, bool) {
 	}
 }
 
-func stackOf(e *stackEntry) Stack { return Stack{e: e} }
+func stackOf(e *stack.Entry) Stack { return Stack{e: e} }
 
 // snapshot copies the record into a Resource. sockName is read by the caller
 // under t.pollMu.

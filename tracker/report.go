@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"fmt"
+	"github.com/connleak/connleak/internal/stack"
 	"log/slog"
 	"sort"
 	"strings"
@@ -76,14 +77,11 @@ func (r Resource) writeStacks(b *strings.Builder) {
 // LeakGroup is the leaks that share a kind, a reason and the same stacks:
 // the same line of code leaking again and again.
 type LeakGroup struct {
-	Site   Frame
+	Site   Site
 	Kind   Kind
 	Reason Reason
-	Leaks  []Leak // oldest leak first
+	Leaks  []Leak // in the order given to GroupLeaks
 }
-
-// Count is the number of leaks in the group.
-func (g LeakGroup) Count() int { return len(g.Leaks) }
 
 // exampleAddrs bounds how many addresses a group report lists.
 const exampleAddrs = 5
@@ -129,27 +127,69 @@ func (g LeakGroup) attrs() []slog.Attr {
 	}
 }
 
+// GroupLeaks groups leaks by kind, reason and stacks (the open site, and
+// for an accepted connection the first Read or Write), largest group
+// first.
+func GroupLeaks(leaks []Leak) []LeakGroup {
+	parts := groupBy(leaks, func(l Leak) groupKey { return keyOf(l.Resource, l.Reason) })
+	out := make([]LeakGroup, len(parts))
+	for i, ls := range parts {
+		out[i] = LeakGroup{Site: ls[0].Site(), Kind: ls[0].Kind, Reason: ls[0].Reason, Leaks: ls}
+	}
+	return out
+}
+
+// ResourceGroup is the resources of one kind opened at one site.
+type ResourceGroup struct {
+	Site      Site
+	Kind      Kind
+	Resources []Resource // in the order given to GroupResources
+}
+
+// GroupResources groups resources as GroupLeaks groups leaks: by kind and
+// stacks, largest group first.
+func GroupResources(rs []Resource) []ResourceGroup {
+	parts := groupBy(rs, func(r Resource) groupKey { return keyOf(r, 0) })
+	out := make([]ResourceGroup, len(parts))
+	for i, g := range parts {
+		out[i] = ResourceGroup{Site: g[0].Site(), Kind: g[0].Kind, Resources: g}
+	}
+	return out
+}
+
+// groupKey is what makes two resources "the same line leaking again": the
+// grouping of every report, log and test failure.
 type groupKey struct {
 	kind          Kind
 	reason        Reason
-	open, firstIO *stackEntry
+	accepted      bool
+	open, firstIO *stack.Entry
 }
 
-// GroupLeaks groups leaks by kind, reason and stacks, largest group first.
-func GroupLeaks(leaks []Leak) []LeakGroup {
+func keyOf(r Resource, reason Reason) groupKey {
+	k := groupKey{kind: r.Kind, reason: reason, accepted: r.Accepted, open: r.Stack.e}
+	if r.Accepted {
+		k.firstIO = r.FirstIOStack.e
+	}
+	return k
+}
+
+// groupBy splits items by key, keeping their order within a group, largest
+// group first (ties in order of first appearance).
+func groupBy[T any](items []T, key func(T) groupKey) [][]T {
 	idx := make(map[groupKey]int)
-	var groups []LeakGroup
-	for _, l := range leaks {
-		k := groupKey{l.Kind, l.Reason, l.Stack.e, l.FirstIOStack.e}
+	var groups [][]T
+	for _, it := range items {
+		k := key(it)
 		i, ok := idx[k]
 		if !ok {
 			i = len(groups)
 			idx[k] = i
-			groups = append(groups, LeakGroup{Site: l.Site(), Kind: l.Kind, Reason: l.Reason})
+			groups = append(groups, nil)
 		}
-		groups[i].Leaks = append(groups[i].Leaks, l)
+		groups[i] = append(groups[i], it)
 	}
-	sort.SliceStable(groups, func(i, j int) bool { return len(groups[i].Leaks) > len(groups[j].Leaks) })
+	sort.SliceStable(groups, func(i, j int) bool { return len(groups[i]) > len(groups[j]) })
 	return groups
 }
 

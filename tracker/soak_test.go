@@ -126,7 +126,7 @@ func soakState(tr *Tracker) (heap uint64, goroutines int, stacks int) {
 	tr.pollMu.Unlock()
 	heap = heapInUse()
 	time.Sleep(10 * time.Millisecond)
-	return heap, runtime.NumGoroutine(), tr.stacks.size()
+	return heap, runtime.NumGoroutine(), tr.stacks.Size()
 }
 
 // heapInUse is the bytes of live heap objects, after two collections.

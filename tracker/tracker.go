@@ -3,6 +3,7 @@ package tracker
 import (
 	"bytes"
 	"context"
+	"github.com/connleak/connleak/internal/stack"
 	"log/slog"
 	"net"
 	"runtime"
@@ -19,7 +20,7 @@ import (
 type Tracker struct {
 	cfg    config
 	epoch  time.Time
-	stacks *stackTable
+	stacks *stack.Table
 	engine engine
 	nextID atomic.Uint64
 
@@ -82,7 +83,7 @@ func build(opts []Option) *Tracker {
 	t := &Tracker{
 		cfg:      cfg,
 		epoch:    time.Now(),
-		stacks:   newStackTable(),
+		stacks:   stack.NewTable(),
 		engine:   newEngine(&cfg),
 		suspects: make(map[uint64]*record),
 		stop:     make(chan struct{}),
@@ -236,7 +237,7 @@ func (t *Tracker) newRecord(kind Kind, skip int) *record {
 		id:       t.nextID.Add(1),
 		kind:     kind,
 		openedAt: t.now(),
-		open:     t.stacks.capture(skip+1, t.cfg.stackDepth),
+		open:     t.stacks.Capture(skip+1, t.cfg.stackDepth),
 	}
 	if r.openedAt == 0 {
 		r.openedAt = 1 // 0 means "never" in the record's clock fields
@@ -347,7 +348,7 @@ func (t *Tracker) release(r *record, skip int) {
 		// resolved, and only a peer-closed or hold-limited resource can have
 		// been reported: other Closes skip the clock and the stack.
 		r.closedAt.Store(t.now())
-		r.closeSite.Store(t.stacks.capture(skip+1, t.cfg.stackDepth))
+		r.closeSite.Store(t.stacks.Capture(skip+1, t.cfg.stackDepth))
 	}
 	r.cleanup.Stop()
 	t.forget(r)
@@ -360,10 +361,10 @@ func (t *Tracker) forget(r *record) {
 	}
 	t.unregister(r)
 	t.profileRemove(r)
-	t.stacks.release(r.open)
-	t.stacks.release(r.firstIO.Load())
-	t.stacks.release(r.peerSeen.Load())
-	t.stacks.release(r.closeSite.Load())
+	t.stacks.Release(r.open)
+	t.stacks.Release(r.firstIO.Load())
+	t.stacks.Release(r.peerSeen.Load())
+	t.stacks.Release(r.closeSite.Load())
 }
 
 // collectedCleanup runs on the runtime's cleanup goroutine when a wrapper or
@@ -498,6 +499,7 @@ func (t *Tracker) poll() (next int64) {
 	if t.polls%compactEvery == 0 {
 		t.compact()
 	}
+	t.stacks.MaybeSweep()
 	t.promote()
 	now := t.now()
 	t.engine.poll(func(r *record, p sockProbe) {
@@ -610,7 +612,7 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 			slog.String("site", l.Site().String()),
 			slog.String("local", l.LocalAddr),
 			slog.String("remote", l.RemoteAddr),
-			slog.String("closed_at", l.CloseStack.Headline().String()))
+			slog.String("closed_at", l.CloseStack.Site().String()))
 	}
 	if dropped > 0 {
 		logger.LogAttrs(ctx, slog.LevelWarn, "connleak: collected resources not reported: queue full",

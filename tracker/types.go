@@ -106,11 +106,11 @@ type Resource struct {
 // Site is the resource's headline: the user's line that owns it. For an
 // accepted connection this is the first Read or Write when there is one,
 // since the accept loop is shared by every connection.
-func (r Resource) Site() Frame {
+func (r Resource) Site() Site {
 	if r.Accepted && !r.FirstIOStack.IsZero() {
-		return r.FirstIOStack.Headline()
+		return r.FirstIOStack.Site()
 	}
-	return r.Stack.Headline()
+	return r.Stack.Site()
 }
 
 // Leak is a resource judged leaked, and why.

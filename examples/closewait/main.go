@@ -129,7 +129,7 @@ func run(out io.Writer, cfg config) (result, error) {
 	fmt.Fprintf(out, "\nconnleak: %d leaked connections\n\n", res.leaked)
 	for _, g := range tracker.GroupLeaks(res.leaks) {
 		fmt.Fprintln(out, g)
-		fmt.Fprintf(out, "The code at %s:%d saw the client hang up (Read returned EOF)\n", g.Site.File, g.Site.Line)
+		fmt.Fprintf(out, "The code at %s:%d saw the client hang up (Read returned EOF)\n", g.Site.Frame.File, g.Site.Frame.Line)
 		fmt.Fprintln(out, "and returned without closing the connection: the error path of the")
 		fmt.Fprintln(out, "handler right below that line. Fix: `defer s.drop(sess)` at the top of")
 		fmt.Fprintln(out, "handle, so that every path closes the connection and forgets the session.")

@@ -1,6 +1,7 @@
-package tracker
+package stack
 
 import (
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,15 @@ import (
 // that switches stacks (a cgo callback, a signal), and the capture then falls
 // back to runtime.Callers. It follows a frame pointer only up the stack, and
 // by at most maxFrameSize.
+
+// WalkEnv names the environment variable that turns the frame walk off:
+// CONNLEAK_STACKWALK=off makes every capture call runtime.Callers, for a
+// program where the walk is suspected of a wrong stack, or to measure what
+// it saves. It is read once, when the program starts.
+const WalkEnv = "CONNLEAK_STACKWALK"
+
+// walkEnabled is whether Capture tries the frame walk first.
+var walkEnabled = canWalkFrames && os.Getenv(WalkEnv) != "off"
 
 // maxWalk bounds the frames a walk reads; deeper stacks are captured with
 // runtime.Callers.

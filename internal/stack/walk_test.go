@@ -1,6 +1,7 @@
-package tracker
+package stack
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -23,11 +24,11 @@ func logicalStack(depth int) []uintptr {
 // runtime.Callers directly, and checks that all three agree.
 //
 //go:noinline
-func twoWays(t *testing.T, st *stackTable) *stackEntry {
+func twoWays(t *testing.T, st *Table) *Entry {
 	t.Helper()
-	first := st.capture(1, DefaultStackDepth)
-	second := st.capture(1, DefaultStackDepth)
-	want := logicalStack(DefaultStackDepth)
+	first := st.Capture(1, 32)
+	second := st.Capture(1, 32)
+	want := logicalStack(32)
 	require.NotNil(t, first)
 	assert.Same(t, first, second, "a second capture at one site finds the first")
 	assert.Equal(t, framesOf(want), framesOf(first.pcs))
@@ -36,27 +37,27 @@ func twoWays(t *testing.T, st *stackTable) *stackEntry {
 
 func framesOf(pcs []uintptr) []string {
 	var out []string
-	for _, f := range (Stack{&stackEntry{pcs: pcs}}).Frames() {
-		out = append(out, f.String())
+	for _, f := range Frames(pcs) {
+		out = append(out, fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line))
 	}
 	return out
 }
 
 // inlinable is small enough for the compiler to inline: its frame exists
 // only in the inlining tables, which the walk does not read.
-func inlinable(t *testing.T, st *stackTable) *stackEntry { return twoWays(t, st) }
+func inlinable(t *testing.T, st *Table) *Entry { return twoWays(t, st) }
 
-type capturer struct{ st *stackTable }
+type capturer struct{ st *Table }
 
 //go:noinline
-func (c capturer) method(t *testing.T) *stackEntry { return twoWays(t, c.st) }
+func (c capturer) method(t *testing.T) *Entry { return twoWays(t, c.st) }
 
 func TestWalkedCaptureMatchesRuntimeCallers(t *testing.T) {
-	if !canWalkFrames {
+	if !walkEnabled {
 		t.Skip("no frame walk on " + runtime.GOARCH)
 	}
-	st := newStackTable()
-	var sites []*stackEntry
+	st := NewTable()
+	var sites []*Entry
 	sites = append(sites, twoWays(t, st))
 	sites = append(sites, twoWays(t, st)) // another line of this function
 	sites = append(sites, inlinable(t, st))
@@ -97,7 +98,7 @@ func TestWalkedCaptureMatchesRuntimeCallers(t *testing.T) {
 	}
 }
 
-func walkedKeys(st *stackTable) int {
+func walkedKeys(st *Table) int {
 	n := 0
 	for i := range st.shards {
 		n += len(st.shards[i].walked)
@@ -108,26 +109,26 @@ func walkedKeys(st *stackTable) int {
 // Method wrappers are physical frames that runtime.Callers hides. Two paths
 // that differ only beyond such frames must still get their own stacks, even
 // at a depth that the wrappers would push the difference out of a short key.
-type viaWrapper interface{ capture() *stackEntry }
+type viaWrapper interface{ capture() *Entry }
 
-type wrapperTarget struct{ st *stackTable }
+type wrapperTarget struct{ st *Table }
 
 // A value receiver: called through a *wrapperTarget, it runs under a
 // generated pointer wrapper.
 //
 //go:noinline
-func (w wrapperTarget) capture() *stackEntry { return w.st.capture(0, 2) }
+func (w wrapperTarget) capture() *Entry { return w.st.Capture(0, 2) }
 
 type embedsInterface struct{ viaWrapper } // (*embedsInterface).capture is a second wrapper
 
 //go:noinline
-func throughWrapperA(v viaWrapper) *stackEntry { return v.capture() }
+func throughWrapperA(v viaWrapper) *Entry { return v.capture() }
 
 //go:noinline
-func throughWrapperB(v viaWrapper) *stackEntry { return v.capture() }
+func throughWrapperB(v viaWrapper) *Entry { return v.capture() }
 
 func TestWalkedCaptureSeesPastHiddenWrappers(t *testing.T) {
-	st := newStackTable()
+	st := NewTable()
 	v := &embedsInterface{&wrapperTarget{st}}
 	for range 2 { // the second round finds the walked keys
 		a, b := throughWrapperA(v), throughWrapperB(v)
@@ -142,14 +143,14 @@ func TestWalkedCaptureSeesPastHiddenWrappers(t *testing.T) {
 // A stack that the depth limit cuts short is found by its walked key as well:
 // the key covers every physical frame the logical stack is drawn from.
 func TestWalkedCaptureRespectsSkipAndDepth(t *testing.T) {
-	if !canWalkFrames {
+	if !walkEnabled {
 		t.Skip("no frame walk on " + runtime.GOARCH)
 	}
-	st := newStackTable()
-	at := func(skip, depth int) *stackEntry { return st.capture(skip, depth) }
-	var got [2][3]*stackEntry
+	st := NewTable()
+	at := func(skip, depth int) *Entry { return st.Capture(skip, depth) }
+	var got [2][3]*Entry
 	for i := range got {
-		got[i] = [3]*stackEntry{at(0, 2), at(0, 8), at(1, 8)}
+		got[i] = [3]*Entry{at(0, 2), at(0, 8), at(1, 8)}
 	}
 	shallow, deep, skipped := got[0][0], got[0][1], got[0][2]
 	for i := range got[0] {
@@ -162,7 +163,7 @@ func TestWalkedCaptureRespectsSkipAndDepth(t *testing.T) {
 }
 
 func TestWalkFramesEndsAtTheGoroutineStart(t *testing.T) {
-	if !canWalkFrames {
+	if !walkEnabled {
 		t.Skip("no frame walk on " + runtime.GOARCH)
 	}
 	var n int

@@ -1,6 +1,6 @@
 //go:build amd64
 
-package tracker
+package stack
 
 import "unsafe"
 

@@ -1,0 +1,53 @@
+package stack
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSweepForgetsUnusedStacksOnly(t *testing.T) {
+	st := NewTable()
+	for i := range 1000 {
+		st.Release(st.intern([]uintptr{uintptr(i + 1)}))
+	}
+	kept := st.intern([]uintptr{1, 2, 3})
+	assert.Equal(t, 1001, st.Size())
+	st.Sweep()
+	assert.Equal(t, 1, st.Size())
+	assert.Same(t, kept, st.intern([]uintptr{1, 2, 3}), "a stack in use is never forgotten")
+	assert.Equal(t, int64(2), kept.Refs())
+}
+
+func TestMaybeSweepWaitsForTheTableToDouble(t *testing.T) {
+	st := NewTable()
+	var held []*Entry
+	for i := range minSweep {
+		held = append(held, st.intern([]uintptr{uintptr(i + 1)}))
+	}
+	st.MaybeSweep() // minSweep new entries, all in use: swept, nothing forgotten
+	require.Equal(t, minSweep, st.Size())
+	for i := range minSweep - 1 {
+		st.Release(st.intern([]uintptr{uintptr(i + 1_000_000)}))
+	}
+	st.MaybeSweep()
+	assert.Equal(t, 2*minSweep-1, st.Size(), "grown by less than it held: left alone")
+	st.Release(st.intern([]uintptr{2_000_000}))
+	st.MaybeSweep()
+	assert.Equal(t, minSweep, st.Size(), "doubled: the unused stacks are forgotten")
+	for _, e := range held {
+		st.Release(e)
+	}
+}
+
+func TestReleasedEntryIsNotHandedOutAfterSweep(t *testing.T) {
+	st := NewTable()
+	e := st.intern([]uintptr{7})
+	st.Release(e)
+	st.Sweep()
+	assert.Negative(t, e.Refs())
+	e2 := st.intern([]uintptr{7})
+	assert.NotSame(t, e, e2)
+	assert.Equal(t, int64(1), e2.Refs())
+}
