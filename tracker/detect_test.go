@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"runtime"
@@ -83,7 +84,7 @@ func TestResetIsStillReported(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 				_, err := client.Read(make([]byte, 1))
 				require.Error(t, err)
-				require.True(t, isResetError(err), "want a reset, got %v", err)
+				require.True(t, sock.IsReset(err), "want a reset, got %v", err)
 			}
 			require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }),
 				"reset connection not reported")
@@ -416,4 +417,16 @@ func TestCallbackMayCloseAndPoll(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Unix stream sockets are probed with recv(MSG_PEEK).
+func TestUnixPeerCloseFoundByPeek(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no socket probe on windows: a peer close is seen only by Read")
+	}
+	tr, log := newTestTracker(t)
+	_, s := unixPair(t, tr)
+	require.NoError(t, s.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	assert.Equal(t, "PEER_CLOSED", log.Leaks()[0].SocketState)
 }

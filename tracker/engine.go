@@ -1,9 +1,9 @@
 package tracker
 
 import (
-	"net"
 	"sync"
-	"syscall"
+
+	"github.com/connleak/connleak/internal/sock"
 )
 
 // engine is how the tracker learns that a peer has closed. Implementations
@@ -18,7 +18,7 @@ type engine interface {
 	unwatch(r *record)
 	// poll probes the watched sockets and calls found with what it learned.
 	// It runs under the tracker's poll lock.
-	poll(found func(r *record, p sockProbe))
+	poll(found func(r *record, p sock.Probe))
 	close()
 }
 
@@ -51,7 +51,7 @@ func (e *sweepEngine) unwatch(r *record) {
 	e.mu.Unlock()
 }
 
-func (e *sweepEngine) poll(found func(*record, sockProbe)) {
+func (e *sweepEngine) poll(found func(*record, sock.Probe)) {
 	e.mu.Lock()
 	e.buf = e.buf[:0]
 	for _, r := range e.recs {
@@ -63,7 +63,7 @@ func (e *sweepEngine) poll(found func(*record, sockProbe)) {
 		if !r.identify() {
 			continue // the descriptor is no longer r's socket
 		}
-		p := probeSocket(r.handle())
+		p := sock.ProbeSocket(r.handle())
 		// A Close that raced with the probe may have freed the descriptor
 		// number for another socket: trust nothing about a closed record.
 		if State(r.state.Load()) == StateClosed {
@@ -79,47 +79,4 @@ func (e *sweepEngine) compact() {
 	e.mu.Lock()
 	e.recs = emptied(e.recs)
 	e.mu.Unlock()
-}
-
-// descriptorOf finds the descriptor under x without keeping x reachable and
-// without dup'ing it (File would).
-func descriptorOf(x any) (fd uintptr, ok bool) {
-	var h sockHandle
-	if !h.readDescriptor(x) {
-		return 0, false
-	}
-	return h.fd, true
-}
-
-// readDescriptor sets h.fd and h.ok from the descriptor under x. The closure
-// handed to Control captures only h, which already lives on the heap when h
-// is a record's: one allocation fewer on every wrapped connection.
-func (h *sockHandle) readDescriptor(x any) bool {
-	sc, isSC := x.(syscall.Conn)
-	if !isSC {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	err = raw.Control(func(d uintptr) { h.fd, h.ok = d, true })
-	return err == nil && h.ok
-}
-
-// describe fills the zero h from the socket under c, and leaves it zero (not
-// ok) when c has no descriptor. The cookie is not read here: that system call
-// would be paid by every connection, most of which close before the poller
-// ever looks at them.
-func (h *sockHandle) describe(c net.Conn, network string) {
-	if !h.readDescriptor(c) {
-		*h = sockHandle{}
-		return
-	}
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-		h.tcp, h.stream = true, true
-	case "unix":
-		h.stream = true
-	}
 }

@@ -3,6 +3,7 @@
 package tracker
 
 import (
+	"github.com/connleak/connleak/internal/sock"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -150,7 +151,7 @@ func (e *epollEngine) unwatch(r *record) {
 		// carrying this id is ignored since the id is no longer in recs.
 		return
 	}
-	if c := r.cookie.Load(); c != 0 && socketCookie(r.sock.fd) != c {
+	if c := r.cookie.Load(); c != 0 && sock.Cookie(r.sock.FD) != c {
 		// The program closed the socket under the wrapper and the number was
 		// reused: same reasoning.
 		return
@@ -158,7 +159,7 @@ func (e *epollEngine) unwatch(r *record) {
 	e.life.RLock()
 	if e.epfd >= 0 {
 		// ENOENT and EBADF mean the kernel already dropped it.
-		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(r.sock.fd), nil)
+		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(r.sock.FD), nil)
 	}
 	e.life.RUnlock()
 }
@@ -166,7 +167,7 @@ func (e *epollEngine) unwatch(r *record) {
 // add registers r; it runs under e.mu.
 func (e *epollEngine) add(r *record) {
 	known := r.cookie.Load() // a unix socket's, read when it was wrapped
-	if !r.identify() || (known != 0 && socketCookie(r.sock.fd) != known) {
+	if !r.identify() || (known != 0 && sock.Cookie(r.sock.FD) != known) {
 		// The socket was closed under its wrapper (or by the runtime, the
 		// wrapper's cleanup still to come) and the number reused: registering
 		// it would watch another socket under this id.
@@ -177,7 +178,7 @@ func (e *epollEngine) add(r *record) {
 	e.life.RLock()
 	var err error = unix.EINVAL
 	if e.epfd >= 0 {
-		err = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, int(r.sock.fd), &ev)
+		err = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, int(r.sock.FD), &ev)
 	}
 	e.life.RUnlock()
 	if err != nil {
@@ -194,7 +195,7 @@ func (e *epollEngine) add(r *record) {
 // poll harvests the sockets epoll reported, adds those registered since the
 // last tick and those probed on every tick (or every socket, when a full
 // sweep is due or the engine is closed), and probes each once.
-func (e *epollEngine) poll(found func(*record, sockProbe)) {
+func (e *epollEngine) poll(found func(*record, sock.Probe)) {
 	e.ticks++
 	full := e.fullEvery > 0 && e.ticks%e.fullEvery == 0
 	open := e.harvest()
@@ -225,13 +226,13 @@ func (e *epollEngine) poll(found func(*record, sockProbe)) {
 	for i, c := range e.cands {
 		e.cands[i] = candidate{}
 		r := c.r
-		p := probeSocket(r.handle())
+		p := sock.ProbeSocket(r.handle())
 		// A Close that raced with the probe may have freed the descriptor
 		// number for another socket: trust nothing about a closed record.
 		if State(r.state.Load()) == StateClosed {
 			continue
 		}
-		if !r.sock.tcp {
+		if !r.sock.TCP {
 			e.recheck(r, c.event, p)
 		}
 		found(r, p)
@@ -241,8 +242,8 @@ func (e *epollEngine) poll(found func(*record, sockProbe)) {
 // recheck keeps a non-TCP socket whose peer shut down on the every-tick list
 // until a probe confirms it: a peek cannot see the end of stream behind
 // unread data, and the edge-triggered event will not come again.
-func (e *epollEngine) recheck(r *record, event bool, p sockProbe) {
-	confirmed := p.state >= sockPeerClosed
+func (e *epollEngine) recheck(r *record, event bool, p sock.Probe) {
+	confirmed := p.State >= sock.PeerClosed
 	if !event && !confirmed {
 		return
 	}

@@ -3,6 +3,7 @@
 package tracker
 
 import (
+	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"runtime"
@@ -23,11 +24,11 @@ func epollOf(t *testing.T, tr *Tracker) *epollEngine {
 
 // probed runs one engine tick (after handing it the records wrapped since
 // the last one, as Poll does) and returns the ids it probed.
-func probed(tr *Tracker) map[uint64]sockProbe {
-	got := make(map[uint64]sockProbe)
+func probed(tr *Tracker) map[uint64]sock.Probe {
+	got := make(map[uint64]sock.Probe)
 	tr.pollMu.Lock()
 	tr.promote()
-	tr.engine.poll(func(r *record, p sockProbe) { got[r.id] = p })
+	tr.engine.poll(func(r *record, p sock.Probe) { got[r.id] = p })
 	tr.pollMu.Unlock()
 	return got
 }
@@ -56,7 +57,7 @@ func TestEpollTickProbesOnlyPeerClosed(t *testing.T) {
 	first := probed(tr)
 	require.Len(t, first, 50)
 	for _, p := range first {
-		assert.Equal(t, "ESTABLISHED", p.name)
+		assert.Equal(t, "ESTABLISHED", p.Name)
 	}
 	// Healthy traffic does not wake the watcher.
 	for i := range clients {
@@ -67,7 +68,7 @@ func TestEpollTickProbesOnlyPeerClosed(t *testing.T) {
 	assert.Empty(t, probed(tr))
 
 	require.NoError(t, servers[7].Close())
-	var got map[uint64]sockProbe
+	var got map[uint64]sock.Probe
 	deadline := time.Now().Add(2 * time.Second)
 	for len(got) == 0 && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
@@ -76,8 +77,8 @@ func TestEpollTickProbesOnlyPeerClosed(t *testing.T) {
 	require.Len(t, got, 1)
 	p, ok := got[idOf(clients[7])]
 	require.True(t, ok)
-	assert.Equal(t, sockPeerClosed, p.state)
-	assert.Equal(t, "CLOSE_WAIT", p.name)
+	assert.Equal(t, sock.PeerClosed, p.State)
+	assert.Equal(t, "CLOSE_WAIT", p.Name)
 	assert.Empty(t, probed(tr), "an edge-triggered event is harvested once")
 }
 
@@ -199,7 +200,7 @@ func TestEpollFullSweepCatchesMissed(t *testing.T) {
 	r := client.(trackedConn).tracked()
 	tr.Poll() // registers it
 	// Make the watcher miss it.
-	require.NoError(t, unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(r.sock.fd), nil))
+	require.NoError(t, unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(r.sock.FD), nil))
 	require.NoError(t, server.Close())
 	time.Sleep(20 * time.Millisecond)
 	e.ticks = 0
@@ -326,7 +327,7 @@ func TestEpollDoesNotRegisterReusedFD(t *testing.T) {
 			other, err := net.Dial(network, ln.Addr().String())
 			require.NoError(t, err)
 			defer other.Close()
-			if socketOf(other, network).fd != ra.sock.fd {
+			if socketOf(other, network).FD != ra.sock.FD {
 				t.Skip("the descriptor number was not reused")
 			}
 			tr.Poll()
@@ -376,8 +377,32 @@ func reusedDescriptor(t *testing.T, tr *Tracker, registerA bool) (a, b, sb net.C
 	sb, err = ln.Accept()
 	require.NoError(t, err)
 	t.Cleanup(func() { sb.Close() })
-	if b.(trackedConn).tracked().sock.fd != a.(trackedConn).tracked().sock.fd {
+	if b.(trackedConn).tracked().sock.FD != a.(trackedConn).tracked().sock.FD {
 		t.Skip("the descriptor number was not reused")
 	}
 	return a, b, sb
+}
+
+// The cookie is read by the poller, not at dial time. If the descriptor
+// number was reused before that (the socket closed under its wrapper), the
+// addresses tell the new socket from the old one: the old record is never
+// registered under the new socket.
+func TestIdentifyRejectsReusedDescriptorBeforeRegistration(t *testing.T) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	e := epollOf(t, tr)
+	a, b, sb := reusedDescriptor(t, tr, false) // a closed under its wrapper, never registered
+	ra, rb := a.(trackedConn).tracked(), b.(trackedConn).tracked()
+	assert.Zero(t, ra.cookie.Load(), "no cookie system call on the dial path")
+	tr.Poll() // registers both, or tries to
+	e.mu.Lock()
+	assert.Equal(t, watchLost, ra.watch, "a's number now names b's socket")
+	assert.Equal(t, watchRegistered, rb.watch)
+	e.mu.Unlock()
+	assert.Zero(t, ra.cookie.Load())
+	assert.NotZero(t, rb.cookie.Load())
+
+	require.NoError(t, sb.Close())
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	assert.Equal(t, rb.id, log.Leaks()[0].ID, "b's leak is b's, never a's")
+	a.Close()
 }

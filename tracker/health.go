@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"github.com/connleak/connleak/internal/sock"
 	"log/slog"
 	"strconv"
 	"time"
@@ -125,7 +126,7 @@ func (t *Tracker) health(now int64) Health {
 		return h
 	}
 	h.OldestCloseWait = time.Duration(now - oldest)
-	h.FDLimit = softFDLimit()
+	h.FDLimit = sock.SoftFDLimit()
 	th := t.cfg.thresholds
 	var crit, warn []string
 	if f := th.CloseWaitCriticalFraction; f > 0 && h.FDLimit > 0 && float64(h.CloseWait) > f*float64(h.FDLimit) {

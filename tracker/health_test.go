@@ -3,6 +3,7 @@ package tracker
 import (
 	"bytes"
 	"context"
+	"github.com/connleak/connleak/internal/sock"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -58,12 +59,12 @@ func TestHealthCount(t *testing.T) {
 }
 
 func TestHealthFractionOfFDLimit(t *testing.T) {
-	if softFDLimit() == 0 {
+	if sock.SoftFDLimit() == 0 {
 		t.Skip("no descriptor limit on this system")
 	}
 	tr, _ := newTestTracker(t, WithGracePeriod(time.Hour), WithThresholds(Thresholds{
 		CloseWaitWarning:          1,
-		CloseWaitCriticalFraction: 1.5 / float64(softFDLimit()),
+		CloseWaitCriticalFraction: 1.5 / float64(sock.SoftFDLimit()),
 	}))
 	peerClose(t, tr, 2)
 	h := tr.Health()
@@ -71,7 +72,7 @@ func TestHealthFractionOfFDLimit(t *testing.T) {
 	require.Len(t, h.Reasons, 1, "the critical count replaces the warning count")
 	assert.Contains(t, h.Reasons[0], "2 connections in CLOSE_WAIT: more than")
 	assert.Contains(t, h.Reasons[0], "of the descriptor limit")
-	assert.Equal(t, softFDLimit(), h.FDLimit)
+	assert.Equal(t, sock.SoftFDLimit(), h.FDLimit)
 }
 
 func TestHealthAge(t *testing.T) {
@@ -131,8 +132,8 @@ func TestHealthSetsLogLevel(t *testing.T) {
 	assert.Contains(t, lines, "WARN connleak: health warning")
 
 	tr2, _ := newTestTracker(t, WithLogger(slog.New(h)), WithGracePeriod(0),
-		WithThresholds(Thresholds{CloseWaitCriticalFraction: 0.5 / float64(max(softFDLimit(), 1))}))
-	if softFDLimit() == 0 {
+		WithThresholds(Thresholds{CloseWaitCriticalFraction: 0.5 / float64(max(sock.SoftFDLimit(), 1))}))
+	if sock.SoftFDLimit() == 0 {
 		t.Skip("no descriptor limit on this system")
 	}
 	h.mu.Lock()

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"sync"
@@ -131,8 +132,8 @@ func registrySize(t *Tracker) int {
 }
 
 // socketOf describes the socket under c, as the tracker does when it wraps c.
-func socketOf(c net.Conn, network string) sockHandle {
-	var h sockHandle
-	h.describe(c, network)
+func socketOf(c net.Conn, network string) sock.Handle {
+	var h sock.Handle
+	h.Describe(c, network)
 	return h
 }

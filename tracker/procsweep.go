@@ -1,8 +1,10 @@
 package tracker
 
 import (
+	"fmt"
 	"net"
-	"sort"
+
+	"github.com/connleak/connleak/internal/sock"
 )
 
 // Socket is one socket of this process found by the process sweep.
@@ -23,7 +25,7 @@ type Socket struct {
 func (t *Tracker) trackedCookies() map[uint64]uint64 {
 	m := make(map[uint64]uint64)
 	for _, r := range t.all() {
-		if r.sock.ok && State(r.state.Load()) != StateClosed && r.identify() {
+		if r.sock.OK && State(r.state.Load()) != StateClosed && r.identify() {
 			if c := r.cookie.Load(); c != 0 {
 				m[c] = r.id
 			}
@@ -35,13 +37,34 @@ func (t *Tracker) trackedCookies() map[uint64]uint64 {
 // listenerSocket identifies the socket under a listener so that the process
 // sweep can tell it is tracked. Listeners are not watched by the engine: a
 // listener has no peer.
-func listenerSocket(l net.Listener) (h sockHandle, cookie uint64) {
-	if h.fd, h.ok = descriptorOf(l); h.ok {
-		cookie = socketCookie(h.fd)
+func listenerSocket(l net.Listener) (h sock.Handle, cookie uint64) {
+	if h.FD, h.OK = sock.Descriptor(l); h.OK {
+		cookie = sock.Cookie(h.FD)
 	}
 	return h, cookie
 }
 
-func sortSockets(s []Socket) {
-	sort.Slice(s, func(i, j int) bool { return s[i].FD < s[j].FD })
+// ProcessSockets lists every socket this process has open, wrapped or not,
+// read from /proc/self/fd and getsockopt on each descriptor: its type, local
+// and remote address and, for TCP, the kernel state. It is the in-process
+// answer to lsof -p PID -iTCP: it forks nothing, reads no socket data and
+// changes nothing. Sockets owned by a wrapper of t are marked Tracked,
+// matched by the kernel's socket cookie rather than by descriptor number.
+// The result is sorted by descriptor and is a snapshot: sockets opened or
+// closed while it runs may be missing or present. On systems other than
+// Linux it returns an error wrapping errors.ErrUnsupported.
+func (t *Tracker) ProcessSockets() ([]Socket, error) {
+	socks, err := sock.List()
+	if err != nil {
+		return nil, fmt.Errorf("connleak/tracker: %w", err)
+	}
+	tracked := t.trackedCookies()
+	out := make([]Socket, len(socks))
+	for i, s := range socks {
+		out[i] = Socket{FD: s.FD, Network: s.Network, LocalAddr: s.LocalAddr, RemoteAddr: s.RemoteAddr, State: s.State}
+		if id, ok := tracked[s.Cookie]; ok && s.Cookie != 0 {
+			out[i].Tracked, out[i].ResourceID = true, id
+		}
+	}
+	return out, nil
 }

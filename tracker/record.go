@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/connleak/connleak/internal/stack"
 	"io"
 	"net"
@@ -20,7 +21,7 @@ type record struct {
 	laddr, raddr net.Addr
 	label        string
 	openedAt     int64 // nanoseconds since t.epoch
-	sock         sockHandle
+	sock         sock.Handle
 	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
@@ -51,7 +52,7 @@ type record struct {
 // must stay cheap and allocation-free: it is on the program's I/O path.
 func (r *record) observe(err error) {
 	r.touch(2) // observe <- wrapper method <- the program's line
-	if err != nil && (err == io.EOF || isResetError(err)) {
+	if err != nil && (err == io.EOF || sock.IsReset(err)) {
 		r.sawPeerClose(2)
 	}
 }
@@ -78,9 +79,9 @@ func (r *record) sawPeerClose(skip int) {
 }
 
 // handle is the record's socket with its cookie as known now.
-func (r *record) handle() sockHandle {
+func (r *record) handle() sock.Handle {
 	h := r.sock
-	h.cookie = r.cookie.Load()
+	h.Cookie = r.cookie.Load()
 	return h
 }
 
@@ -88,6 +89,32 @@ func (r *record) handle() sockHandle {
 func (r *record) markClosed() bool {
 	_, ok := r.closeFrom()
 	return ok
+}
+
+// identify reads the cookie of r's socket the first time the tracker needs
+// it, on the poller rather than on the program's dial path. By then the
+// descriptor number could in principle name another socket (a wrapper
+// collected, its socket closed by the runtime before the tracker's cleanup
+// ran, the number reused), so the socket's addresses must match the record's
+// first. It reports whether the descriptor is still r's socket. Without
+// cookies, the tracker's close and cleanup bookkeeping is what tells a
+// reused descriptor from the original.
+func (r *record) identify() bool {
+	if r.cookie.Load() != 0 {
+		return true
+	}
+	if !r.sock.OK || State(r.state.Load()) == StateClosed {
+		return false
+	}
+	if !sock.HasCookies {
+		return true
+	}
+	if r.sock.TCP && !sock.SameAddrs(r.sock.FD, r.laddr, r.raddr) {
+		return false
+	}
+	// Zero (a kernel without SO_COOKIE) leaves the addresses as the only check.
+	r.cookie.CompareAndSwap(0, sock.Cookie(r.sock.FD))
+	return true
 }
 
 // network is the network of the resource's addresses ("tcp", "unix"), or "".

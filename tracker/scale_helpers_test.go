@@ -3,6 +3,7 @@ package tracker
 import (
 	"bufio"
 	"fmt"
+	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"os"
@@ -29,7 +30,7 @@ func TestPeerProcess(t *testing.T) {
 	if os.Getenv(peerEnv) != "1" {
 		t.Skip("the peer process of the scale benchmarks; runs only as their child")
 	}
-	raiseFDLimit(scaleConns + 256)
+	sock.RaiseFDLimit(scaleConns + 256)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +109,7 @@ func startPeer(tb testing.TB) *peer {
 // ends. It skips tb when the descriptors are not available.
 func (p *peer) dialRaw(tb testing.TB, n int) []net.Conn {
 	tb.Helper()
-	if lim := raiseFDLimit(uint64(n) + 256); lim < uint64(n)+256 {
+	if lim := sock.RaiseFDLimit(uint64(n) + 256); lim < uint64(n)+256 {
 		tb.Skipf("needs %d descriptors; the soft RLIMIT_NOFILE is %d and cannot be raised further (not root?)", n+256, lim)
 	}
 	conns := make([]net.Conn, 0, n)

@@ -3,6 +3,7 @@ package tracker
 import (
 	"bytes"
 	"context"
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/connleak/connleak/internal/stack"
 	"log/slog"
 	"net"
@@ -313,7 +314,7 @@ func (t *Tracker) promote() {
 	}
 	for i, r := range t.toWatch {
 		t.toWatch[i] = nil
-		if r.sock.ok && r.sock.stream {
+		if r.sock.OK && r.sock.Stream {
 			t.engine.watch(r)
 		}
 	}
@@ -356,7 +357,7 @@ func (t *Tracker) release(r *record, skip int) {
 
 // forget drops r from the registry and the engine and returns its stacks.
 func (t *Tracker) forget(r *record) {
-	if r.sock.ok {
+	if r.sock.OK {
 		t.engine.unwatch(r)
 	}
 	t.unregister(r)
@@ -502,11 +503,11 @@ func (t *Tracker) poll() (next int64) {
 	t.stacks.MaybeSweep()
 	t.promote()
 	now := t.now()
-	t.engine.poll(func(r *record, p sockProbe) {
-		if p.name != "" {
-			r.sockName = p.name
+	t.engine.poll(func(r *record, p sock.Probe) {
+		if p.Name != "" {
+			r.sockName = p.Name
 		}
-		if p.state >= sockPeerClosed && r.kind != KindListener {
+		if p.State >= sock.PeerClosed && r.kind != KindListener {
 			t.markPeerClosed(r, now)
 		}
 	})
@@ -643,11 +644,11 @@ func (t *Tracker) safeCall(fn func(Leak), l Leak) {
 // registerConn fills the socket fields of r from c and starts watching it.
 func (t *Tracker) registerConn(r *record, c net.Conn) {
 	r.laddr, r.raddr = c.LocalAddr(), c.RemoteAddr()
-	r.sock.describe(c, r.network())
-	if r.sock.ok && r.sock.stream && !r.sock.tcp {
+	r.sock.Describe(c, r.network())
+	if r.sock.OK && r.sock.Stream && !r.sock.TCP {
 		// Only TCP sockets can be identified later by their addresses (see
 		// identify); the rarer unix sockets pay for the cookie now.
-		r.cookie.Store(socketCookie(r.sock.fd))
+		r.cookie.Store(sock.Cookie(r.sock.FD))
 	}
 	t.register(r) // the next poll hands the socket to the engine
 }

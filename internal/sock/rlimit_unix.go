@@ -1,12 +1,12 @@
 //go:build unix
 
-package tracker
+package sock
 
 import "golang.org/x/sys/unix"
 
-// softFDLimit returns the soft RLIMIT_NOFILE, or 0 when unlimited or
+// SoftFDLimit returns the soft RLIMIT_NOFILE, or 0 when unlimited or
 // unknown.
-func softFDLimit() uint64 {
+func SoftFDLimit() uint64 {
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil || lim.Cur == unix.RLIM_INFINITY {
 		return 0

@@ -1,5 +1,3 @@
-//go:build linux
-
 package tracker
 
 import (
@@ -7,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +13,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// skipWithoutSweep skips where the process sweep is not supported.
+func skipWithoutSweep(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep reads /proc/self/fd: Linux only")
+	}
+}
 
 func findSocket(t *testing.T, socks []Socket, local, remote string) (Socket, bool) {
 	t.Helper()
@@ -28,6 +35,7 @@ func findSocket(t *testing.T, socks []Socket, local, remote string) (Socket, boo
 // A socket no wrapper ever saw, left in CLOSE_WAIT, is found with its
 // state; a wrapped one and a wrapped listener are marked tracked.
 func TestProcessSweepFindsUnwrappedLeak(t *testing.T) {
+	skipWithoutSweep(t)
 	tr, _ := newTestTracker(t)
 	ln := listen(t)
 	wln := tr.WrapListener(ln)
@@ -77,6 +85,7 @@ func TestProcessSweepFindsUnwrappedLeak(t *testing.T) {
 // After a tracked socket closes, a socket that reuses its descriptor number
 // is not marked tracked: matching is by cookie.
 func TestProcessSweepMatchesByCookie(t *testing.T) {
+	skipWithoutSweep(t)
 	tr, _ := newTestTracker(t)
 	ln := listen(t)
 	c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
@@ -84,7 +93,7 @@ func TestProcessSweepMatchesByCookie(t *testing.T) {
 	s1, err := ln.Accept()
 	require.NoError(t, err)
 	defer s1.Close()
-	fd := socketOf(Unwrap(c), "tcp").fd
+	fd := socketOf(Unwrap(c), "tcp").FD
 	// Close the socket under the wrapper, so the record still says open.
 	require.NoError(t, Unwrap(c).Close())
 	raw, err := net.Dial("tcp", ln.Addr().String())
@@ -93,7 +102,7 @@ func TestProcessSweepMatchesByCookie(t *testing.T) {
 	s2, err := ln.Accept()
 	require.NoError(t, err)
 	defer s2.Close()
-	if socketOf(raw, "tcp").fd != fd {
+	if socketOf(raw, "tcp").FD != fd {
 		t.Skip("the descriptor number was not reused")
 	}
 	socks, err := tr.ProcessSockets()
@@ -107,6 +116,7 @@ func TestProcessSweepMatchesByCookie(t *testing.T) {
 
 // The sweep counts the same TCP sockets as ss does for this process.
 func TestProcessSweepMatchesSS(t *testing.T) {
+	skipWithoutSweep(t)
 	if _, err := exec.LookPath("ss"); err != nil {
 		t.Skip("ss (iproute2) is not installed")
 	}

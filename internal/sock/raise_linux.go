@@ -1,14 +1,15 @@
 //go:build linux
 
-package tracker
+package sock
 
 import "golang.org/x/sys/unix"
 
-// raiseFDLimit raises the soft RLIMIT_NOFILE to want when the hard limit
+// RaiseFDLimit raises the soft RLIMIT_NOFILE to want when the hard limit
 // allows (Go already raises it to the hard limit at start), and the hard
 // limit too when the process may (root, CAP_SYS_RESOURCE). It returns the
-// soft limit now in force.
-func raiseFDLimit(want uint64) uint64 {
+// soft limit now in force. Tests and benchmarks that hold many sockets use
+// it.
+func RaiseFDLimit(want uint64) uint64 {
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
 		return 0
