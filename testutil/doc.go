@@ -34,8 +34,7 @@
 //
 //   - NewTracker(t): a tracker for one test, closed and verified in
 //     t.Cleanup. The code under test must be given it (WrapDialer,
-//     WrapListener, or the nethttp and sqlpool WithTracker options). This is
-//     the form for tests that run in parallel.
+//     WrapListener, WrapConn or Track). This is the form for tests that run in parallel.
 //   - defer VerifyNone(t): verifies tracker.Default() (or WithTracker's) at
 //     the end of a test; IgnoreCurrent leaves out what was open before.
 //   - VerifyTestMain(m): verifies after all of a package's tests, and sets

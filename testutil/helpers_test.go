@@ -114,3 +114,14 @@ func dialTB(t testing.TB, tr *tracker.Tracker, addr string) net.Conn {
 	require.NoError(t, err)
 	return c
 }
+
+// collectedOf is the part of tr.Leaks() collected without Close.
+func collectedOf(tr *tracker.Tracker) []tracker.Leak {
+	var out []tracker.Leak
+	for _, l := range tr.Leaks() {
+		if l.Reason == tracker.ReasonCollected {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -80,8 +80,7 @@ func VerifyNone(t TestingT, opts ...Option) {
 }
 
 // NewTracker returns a new tracker bound to the test t: give it to the code
-// under test (its WrapDialer, WrapListener, or the nethttp and sqlpool
-// WithTracker options). When the test ends, t.Cleanup closes the tracker
+// under test (its WrapDialer, WrapListener, WrapConn or Track). When the test ends, t.Cleanup closes the tracker
 // (stopping its poller goroutine) and then verifies it as VerifyNone does,
 // with opts; everything the tracker saw belongs to this test, so tests that
 // run in parallel, each with its own tracker, never blame each other.

@@ -225,12 +225,12 @@ func TestCollectedReportedOnce(t *testing.T) {
 	srv := newServer(t)
 	dropConn(t, tr, srv.addr())
 	deadline := time.Now().Add(5 * time.Second)
-	for len(tr.Collected()) == 0 && time.Now().Before(deadline) {
+	for len(collectedOf(tr)) == 0 && time.Now().Before(deadline) {
 		runtime.GC()
 		tr.Poll()
 		time.Sleep(time.Millisecond)
 	}
-	require.NotEmpty(t, tr.Collected(), "the dropped conn was not collected")
+	require.NotEmpty(t, collectedOf(tr), "the dropped conn was not collected")
 
 	rec := &recorder{name: t.Name()}
 	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0))

@@ -167,15 +167,15 @@ func check(cfg *config, s scope, verdicts map[uint64]bool) *findings {
 	tr := cfg.tracker
 	f := &findings{}
 	// Poll probes socket states for the report and moves resources the
-	// runtime collected into Collected.
+	// runtime collected into Leaks.
 	tr.Poll()
 	for _, r := range tr.Open() {
 		if cfg.keep(r, s, verdicts) {
 			f.open = append(f.open, r)
 		}
 	}
-	for _, l := range tr.Collected() {
-		if cfg.keep(l.Resource, s, verdicts) && !wasReported(tr, l.ID) {
+	for _, l := range tr.Leaks() {
+		if l.Reason == tracker.ReasonCollected && cfg.keep(l.Resource, s, verdicts) && !wasReported(tr, l.ID) {
 			f.collected = append(f.collected, l)
 		}
 	}

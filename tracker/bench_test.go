@@ -13,7 +13,7 @@ import (
 //
 //	go test -run '^$' -bench 'Echo|DialAcceptClose' -benchmem -count 5 ./tracker
 //
-// The bars (DESIGN.md) are time ratios of ≤ 1.03 for Read/Write and ≤ 1.05
+// The bars are time ratios of ≤ 1.03 for Read/Write and ≤ 1.05
 // for dial+accept+close, with no allocation added on the I/O path.
 
 // BenchmarkEcho writes a message through a loopback connection to an echo

@@ -11,7 +11,7 @@ type Handle struct {
 // Track starts tracking a resource of any kind that the tracker does not
 // wrap itself: an HTTP response body, an SQL transaction, a pooled
 // connection checked out of a pool. The open-site stack is the caller's (see
-// TrackCallerSkip).
+// TrackCallerSkip). An empty kind means KindResource.
 func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	var tc trackConfig
 	for _, o := range opts {
@@ -20,7 +20,7 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 		}
 	}
 	if kind == "" {
-		kind = "resource"
+		kind = KindResource
 	}
 	r := t.newRecord(kind, 1+tc.skip)
 	r.label = tc.label
@@ -50,12 +50,4 @@ func (h *Handle) ID() uint64 {
 		return 0
 	}
 	return h.rec.id
-}
-
-// Touch records activity on the resource now, like a Read or Write on a
-// wrapped connection.
-func (h *Handle) Touch() {
-	if h != nil {
-		h.rec.lastIO.Store(h.rec.t.now())
-	}
 }

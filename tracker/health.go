@@ -53,7 +53,8 @@ type Health struct {
 	// CloseWait is how many tracked connections are open here while their
 	// peer has closed (the kernel's CLOSE_WAIT, or CLOSE after a reset).
 	CloseWait int
-	// OldestCloseWait is how long the oldest of them has been so.
+	// OldestCloseWait is how long the oldest of them has been so, counted
+	// from its PeerClosedAt.
 	OldestCloseWait time.Duration
 	// FDLimit is the soft RLIMIT_NOFILE the count is measured against; 0
 	// when the system has none or it is unlimited.
@@ -104,8 +105,10 @@ func WithThresholds(th Thresholds) Option {
 }
 
 // Health grades the tracked connections whose peer has closed against the
-// thresholds, as of the last poll. It costs in proportion to those
-// connections, not to all of them.
+// thresholds: those that a poll's probe or the program's own Read found
+// peer-closed and that are not closed yet, with their ages measured now
+// from PeerClosedAt. It probes nothing itself (Poll does), and costs in
+// proportion to those connections, not to all of them.
 func (t *Tracker) Health() Health {
 	return t.health(t.now())
 }
@@ -122,11 +125,11 @@ func (t *Tracker) health(now int64) Health {
 			oldest = since
 		}
 	}
+	h.FDLimit = sock.SoftFDLimit()
 	if h.CloseWait == 0 {
 		return h
 	}
 	h.OldestCloseWait = time.Duration(now - oldest)
-	h.FDLimit = sock.SoftFDLimit()
 	th := t.cfg.thresholds
 	var crit, warn []string
 	if f := th.CloseWaitCriticalFraction; f > 0 && h.FDLimit > 0 && float64(h.CloseWait) > f*float64(h.FDLimit) {

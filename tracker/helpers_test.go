@@ -131,6 +131,17 @@ func registrySize(t *Tracker) int {
 	return n
 }
 
+// collectedLeaks is the part of tr.Leaks() collected without Close.
+func collectedLeaks(tr *Tracker) []Leak {
+	var out []Leak
+	for _, l := range tr.Leaks() {
+		if l.Reason == ReasonCollected {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // socketOf describes the socket under c, as the tracker does when it wraps c.
 func socketOf(c net.Conn, network string) sock.Handle {
 	var h sock.Handle

@@ -11,7 +11,7 @@ import (
 )
 
 // After the grace period, a connection whose peer closed is reported within
-// one poll interval + 5 ms (DESIGN.md, performance bars), by the tracker's
+// one poll interval + 5 ms (the performance bar), by the tracker's
 // own poller. The interval is long enough that a loaded 2-core machine does
 // not blur the bound.
 func TestDetectionLatency(t *testing.T) {

@@ -135,11 +135,11 @@ func WithLogger(l *slog.Logger) Option {
 // before it is judged leaked with ReasonHeldTooLong, in the style of
 // HikariCP's leakDetectionThreshold. Resources of kinds without a limit are
 // never judged by age, which is the default for every kind. The limit must be
-// positive.
+// positive. An empty kind means KindResource, as it does for Track.
 func WithHoldLimit(kind Kind, d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if kind == "" {
-			return fmt.Errorf("WithHoldLimit: the kind must not be empty")
+			kind = KindResource
 		}
 		if d <= 0 {
 			return fmt.Errorf("WithHoldLimit(%q, %v): the limit must be positive", kind, d)

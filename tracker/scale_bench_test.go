@@ -14,7 +14,7 @@ import (
 //
 //	go test -run '^$' -bench 'PollTick|TrackedConnMemory' -benchmem -count 5 ./tracker
 //
-// The bars (DESIGN.md): one poll tick at 10,000 connections ≤ 0.1 ms, and at
+// The bars: one poll tick at 10,000 connections ≤ 0.1 ms, and at
 // most 512 bytes per tracked connection.
 
 // quietTracker makes a tracker whose poller never fires on its own.

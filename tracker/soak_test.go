@@ -113,7 +113,7 @@ func TestSoak(t *testing.T) {
 	assert.LessOrEqual(t, gor1, gor0, "goroutines grew")
 	assert.Equal(t, stacks0, stacks1, "the interned-stack table grew")
 	assert.Less(t, stacks1, 64, "the interned-stack table holds more than the sites of this test")
-	assert.Equal(t, maxCollected, len(tr.Collected()), "the history of collected leaks is full and bounded")
+	assert.Equal(t, maxCollected, len(collectedLeaks(tr)), "the history of collected leaks is full and bounded")
 }
 
 // soakState returns the live heap after a full collection, the goroutine

@@ -429,8 +429,12 @@ func (t *Tracker) Open() []Resource {
 	return out
 }
 
-// Leaks returns every open resource judged leaked now, by the state the
-// tracker knows: call Poll first to probe sockets this instant.
+// Leaks answers "what leaked?" in one call: every open resource judged
+// leaked now, by the state the tracker knows (call Poll first to probe the
+// sockets this instant), followed by the most recent resources that were
+// garbage-collected without Close (ReasonCollected; at most 1024 of them,
+// the oldest forgotten first), which are gone and no longer open. Each
+// group is in the order the resources were opened.
 func (t *Tracker) Leaks() []Leak {
 	t.pollMu.Lock()
 	defer t.pollMu.Unlock()
@@ -442,16 +446,7 @@ func (t *Tracker) Leaks() []Leak {
 		}
 	}
 	sortLeaks(out)
-	return out
-}
-
-// Collected returns the most recent resources that were garbage-collected
-// without Close (at most 1024), oldest first. They are gone, so Leaks no
-// longer lists them.
-func (t *Tracker) Collected() []Leak {
-	t.pollMu.Lock()
-	defer t.pollMu.Unlock()
-	return append([]Leak(nil), t.collected...)
+	return append(out, t.collected...)
 }
 
 func (t *Tracker) suspectList() []*record {

@@ -13,6 +13,9 @@ type Kind string
 const (
 	KindConn     Kind = "conn"
 	KindListener Kind = "listener"
+	// KindResource is the kind of a resource given to Track with no kind
+	// of its own (an empty Kind); WithHoldLimit("") limits it.
+	KindResource Kind = "resource"
 )
 
 // State is where a tracked resource is in its life.
@@ -79,7 +82,12 @@ type Resource struct {
 	Label                 string // set by the integration that tracked it; never credentials
 	OpenedAt              time.Time
 	State                 State
-	PeerClosedAt          time.Time // zero unless the peer has closed
+	// PeerClosedAt is when the tracker learned that the peer had closed:
+	// the poll whose probe saw it (up to one poll interval after the FIN
+	// arrived, or a full sweep's interval for a socket epoll could not
+	// watch), or the Read that returned EOF or a reset. Zero unless the peer
+	// has closed.
+	PeerClosedAt time.Time
 	LastIO                time.Time // last Read or Write; zero if none yet
 	ClosedAt              time.Time // zero unless closed
 	// SocketState is the kernel's name for the socket's state as last probed
@@ -117,5 +125,10 @@ func (r Resource) Site() Site {
 type Leak struct {
 	Resource
 	Reason Reason
-	For    time.Duration // how long it has been leaking
+	// For is how long the resource has been leaking, as of the event: for
+	// ReasonPeerClosed from PeerClosedAt (so it may be short of the time
+	// since the FIN by up to one poll interval), for ReasonHeldTooLong from
+	// OpenedAt, and for ReasonCollected from OpenedAt to the collection. In
+	// a resolved event (WithOnResolved) it ends at ClosedAt.
+	For time.Duration
 }

@@ -334,7 +334,6 @@ func TestOptionsAreValidated(t *testing.T) {
 		{WithStackDepth(0), "WithStackDepth"},
 		{WithStackDepth(1000), "WithStackDepth"},
 		{WithHoldLimit("tx", 0), "WithHoldLimit"},
-		{WithHoldLimit("", time.Second), "WithHoldLimit"},
 	} {
 		err := Validate(tc.opt)
 		require.Error(t, err, tc.name)

@@ -7,17 +7,8 @@ import (
 )
 
 // Module is connleak's own module path. Its library packages are never the
-// user's line; its examples are.
+// user's line; its examples, programs of their own, are.
 const Module = "github.com/connleak/connleak"
-
-// ownPackages are connleak's library packages, under Module.
-var ownPackages = []string{
-	Module + "/tracker",
-	Module + "/internal",
-	Module + "/nethttp",
-	Module + "/sqlpool",
-	Module + "/testutil",
-}
 
 // KnownLibraries are the pool and client libraries that dial, query or hold
 // connections on behalf of the program, often on goroutines of their own.
@@ -108,7 +99,7 @@ func libraryOf(pkg string) string {
 	return pkg
 }
 
-func isOwn(pkg string) bool { return hasPrefix(pkg, ownPackages) }
+func isOwn(pkg string) bool { return underPath(pkg, Module) && !underPath(pkg, Module+"/examples") }
 
 // isStd reports whether pkg is in the standard library: its first path
 // element has no dot. Package main is the program's, not the library's.
