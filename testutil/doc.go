@@ -30,6 +30,13 @@
 //	    	/src/echo/client_test.go:17
 //	    ...
 //
+// A client library that dials on a goroutine of its own (an http.Transport,
+// pgxpool, go-redis's pool) leaves no line of the test in the stack. The
+// report then names the library instead of passing off one of its frames as
+// the test's line, and still shows the stack:
+//
+//	conn opened on a net/http goroutine: no line of the program is in its stack
+//
 // The three forms:
 //
 //   - NewTracker(t): a tracker for one test, closed and verified in

@@ -97,10 +97,14 @@ func writeGroup(b *strings.Builder, g tracker.ResourceGroup, now time.Time, coll
 		fmt.Fprintf(b, "%s%s %s at %s\n", noun, what, verb, frameShort(line))
 	case g.Site.Frame != (tracker.Frame{}):
 		fmt.Fprintf(b, "%s%s %s at %s\n", noun, what, verb, frameShort(g.Site.Frame))
+	case g.Site.Goroutine != "":
+		// A client library (an http.Transport, a pool) dialed it on a
+		// goroutine of its own, for a call the test made earlier: the
+		// library is the one lead there is. Its frames are shown below,
+		// never passed off as the test's line.
+		fmt.Fprintf(b, "%s%s %s on a %s goroutine: no line of the program is in its stack\n",
+			noun, what, verb, g.Site.Goroutine)
 	default:
-		// No line of the test in the stack: a library's own goroutine
-		// opened it. Its frames are shown below, never passed off as the
-		// test's line.
 		fmt.Fprintf(b, "%s%s %s with %s\n", noun, what, verb, g.Site)
 	}
 	for i, r := range g.Resources {

@@ -168,6 +168,19 @@ func TestSubprocess(t *testing.T) {
 		assert.Error(t, r.exitErr)
 	})
 
+	t.Run("a conn net/http dialed on its own goroutine names no line of net/http", func(t *testing.T) {
+		t.Parallel()
+		r := d.run(t, nil, "TestLeakHTTPTransport")
+		out := r.output["TestLeakHTTPTransport"]
+		assert.Equal(t, "fail", r.action["TestLeakHTTPTransport"], out)
+		assert.Contains(t, out, "connleak: TestLeakHTTPTransport left 1 resource still open", out)
+		assert.NotContains(t, out, "at transport.go", out)
+		assert.NotContains(t, out, " in (*Transport).", out)
+		assert.Contains(t, out, "conn opened on a net/http goroutine: no line of the program is in its stack", out)
+		assert.Contains(t, out, "CLOSE_WAIT", "the server hung up before the check:\n%s", out)
+		assert.Contains(t, out, "net/http.(*Transport).dialConn", "the stack is still shown:\n%s", out)
+	})
+
 	t.Run("clean test passes", func(t *testing.T) {
 		t.Parallel()
 		r := d.run(t, nil, "TestCleanNewTracker", "TestAsyncClose", "TestIgnoreOpenedBy")

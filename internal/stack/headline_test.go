@@ -59,6 +59,28 @@ func TestFind(t *testing.T) {
 	}
 	assert.Equal(t, Headline{User: -1, Library: "github.com/jackc/puddle"}, Find(puddle))
 
+	// As the real clients dial (tracker's site_clients_test.go): pgxpool
+	// filling MinConns, and go-redis filling a command's miss.
+	pgxpoolFill := []Frame{
+		frame("github.com/jackc/pgx/v5/pgconn.connectOne", "pgconn.go"),
+		frame("github.com/jackc/pgx/v5.ConnectConfig", "conn.go"),
+		frame("github.com/jackc/pgx/v5/pgxpool.NewWithConfig.func3", "pool.go"),
+		frame("github.com/jackc/puddle/v2.(*Pool[...]).CreateResource", "pool.go"),
+		frame("github.com/jackc/pgx/v5/pgxpool.(*Pool).createIdleResources.func1", "pool.go"),
+		frame("runtime.goexit", "asm_amd64.s"),
+	}
+	assert.Equal(t, Headline{User: -1, Library: "github.com/jackc/pgx"}, Find(pgxpoolFill))
+	goRedis := []Frame{
+		frame("github.com/redis/go-redis/v9.(*baseClient).dial", "redis.go"),
+		frame("github.com/redis/go-redis/v9.(*hooksMixin).dialHook", "redis.go"),
+		frame("github.com/redis/go-redis/v9.newConnPool.func1", "options.go"),
+		frame("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).dialConn", "pool.go"),
+		frame("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).newConn", "pool.go"),
+		frame("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).queuedNewConn.func2", "pool.go"),
+		frame("runtime.goexit", "asm_amd64.s"),
+	}
+	assert.Equal(t, Headline{User: -1, Library: "github.com/redis/go-redis"}, Find(goRedis))
+
 	user := []Frame{
 		frame("github.com/connleak/connleak/tracker.(*Tracker).WrapDialer.func1", "listener.go"),
 		frame("example.com/vendored/lib.Dial", "lib.go"),
