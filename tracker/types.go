@@ -88,8 +88,8 @@ type Resource struct {
 	// watch), or the Read that returned EOF or a reset. Zero unless the peer
 	// has closed.
 	PeerClosedAt time.Time
-	LastIO                time.Time // last Read or Write; zero if none yet
-	ClosedAt              time.Time // zero unless closed
+	LastIO       time.Time // last Read or Write; zero if none yet
+	ClosedAt     time.Time // zero unless closed
 	// SocketState is the kernel's name for the socket's state as last probed
 	// ("ESTABLISHED", "CLOSE_WAIT", ...); empty when unknown.
 	SocketState string

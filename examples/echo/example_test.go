@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	echo "github.com/connleak/connleak/examples/testutil"
+	"github.com/connleak/connleak/examples/echo"
 	"github.com/connleak/connleak/testutil"
 	"github.com/connleak/connleak/tracker"
 )

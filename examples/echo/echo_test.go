@@ -6,7 +6,7 @@ import (
 	"net"
 	"testing"
 
-	echo "github.com/connleak/connleak/examples/testutil"
+	"github.com/connleak/connleak/examples/echo"
 	"github.com/connleak/connleak/testutil"
 	"github.com/connleak/connleak/tracker"
 	"github.com/stretchr/testify/assert"
@@ -105,7 +105,7 @@ func TestEchoTestify(t *testing.T) {
 
 // The bug, caught. This test fails on purpose, so it runs only when asked:
 //
-//	go test ./examples/testutil -run TestLeakDemo -args -leakdemo
+//	go test ./examples/echo -run TestLeakDemo -args -leakdemo
 //
 // The failure names this test's line that called Echo, then the client's
 // line that dialed, and shows the connection in CLOSE_WAIT: the server

@@ -5,7 +5,7 @@
 // Its tests show each form of package testutil. One of them fails on
 // purpose, to show the report, and runs only when asked:
 //
-//	go test ./examples/testutil -run TestLeakDemo -args -leakdemo
+//	go test ./examples/echo -run TestLeakDemo -args -leakdemo
 package echo
 
 import (
