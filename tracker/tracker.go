@@ -327,11 +327,16 @@ func (t *Tracker) addSuspect(r *record) {
 
 // markPeerClosed records that the peer of r has gone.
 func (t *Tracker) markPeerClosed(r *record, now int64) {
-	if !r.state.CompareAndSwap(int32(StateActive), int32(StatePeerClosed)) {
+	if State(r.state.Load()) != StateActive {
 		return
 	}
-	r.peerClosedAt.Store(now)
-	t.addSuspect(r)
+	// The time goes first: a poll that sees the state peer-closed, on
+	// another goroutine than a Read's, judges the grace and reports the leak
+	// from it. Of racing callers the first time stays.
+	r.peerClosedAt.CompareAndSwap(0, now)
+	if r.state.CompareAndSwap(int32(StateActive), int32(StatePeerClosed)) {
+		t.addSuspect(r)
+	}
 }
 
 // release ends tracking of r because the program closed it. It runs before
