@@ -39,6 +39,7 @@ type record struct {
 	promoted     atomic.Bool   // moved from the young list to the registry map (see Tracker.promote)
 	needFirstIO  atomic.Bool
 	collected    atomic.Bool
+	closing      atomic.Bool // won by the one closer, Close or the collector (see claimClose)
 
 	watch uint8 // the engine's registration state, under the engine's lock
 
@@ -85,10 +86,20 @@ func (r *record) handle() sock.Handle {
 	return h
 }
 
-// markClosed moves the record to StateClosed; only the first caller wins.
-func (r *record) markClosed() bool {
-	_, ok := r.closeFrom()
-	return ok
+// claimClose makes the caller the record's one closer: a Close and the
+// collector's cleanup may race, and the loser must do nothing. The claimant
+// records the close (closedAt, closeSite, collected) and only then calls
+// markClosed, since the poller reads those fields once it sees StateClosed.
+func (r *record) claimClose() bool {
+	return r.closing.CompareAndSwap(false, true)
+}
+
+// markClosed publishes the close; only the claimant calls it. A plain store
+// is enough: nothing else moves a record to StateClosed, and markPeerClosed
+// only moves it out of StateActive, so whichever of the two comes second
+// the record ends closed.
+func (r *record) markClosed() {
+	r.state.Store(int32(StateClosed))
 }
 
 // identify reads the cookie of r's socket the first time the tracker needs
@@ -149,19 +160,6 @@ func (r *record) claimForEngine() bool {
 // means the engine never saw r and has nothing to undo.
 func (r *record) dropBeforeEngine() bool {
 	return r.claim.CompareAndSwap(claimYoung, claimDropped)
-}
-
-// closeFrom is markClosed, also returning the state the record left.
-func (r *record) closeFrom() (State, bool) {
-	for {
-		old := r.state.Load()
-		if State(old) == StateClosed {
-			return StateClosed, false
-		}
-		if r.state.CompareAndSwap(old, int32(StateClosed)) {
-			return State(old), true
-		}
-	}
 }
 
 func stackOf(e *stack.Entry) Stack { return Stack{e: e} }

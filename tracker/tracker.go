@@ -329,21 +329,28 @@ func (t *Tracker) addSuspect(r *record) {
 
 // markPeerClosed records that the peer of r has gone.
 func (t *Tracker) markPeerClosed(r *record, now int64) {
-	if !r.state.CompareAndSwap(int32(StateActive), int32(StatePeerClosed)) {
+	if State(r.state.Load()) != StateActive {
 		return
 	}
-	r.peerClosedAt.Store(now)
-	t.addSuspect(r)
+	// The time goes first: a poll that sees the state peer-closed, on
+	// another goroutine than a Read's, judges the grace and reports the leak
+	// from it. Of racing callers the first time stays.
+	r.peerClosedAt.CompareAndSwap(0, now)
+	if r.state.CompareAndSwap(int32(StateActive), int32(StatePeerClosed)) {
+		t.addSuspect(r)
+	}
 }
 
 // release ends tracking of r because the program closed it. It runs before
 // the underlying Close, so that the socket is no longer probed when its
 // descriptor number is freed.
 func (t *Tracker) release(r *record, skip int) {
-	from, ok := r.closeFrom()
-	if !ok {
+	if !r.claimClose() {
 		return
 	}
+	// Loaded after the claim: judge explains why a record the poller has
+	// reported is then always seen peer-closed here.
+	from := State(r.state.Load())
 	if _, held := t.cfg.holdLimits[r.kind]; from == StatePeerClosed || held {
 		// The close time and site are shown only when a reported leak is
 		// resolved, and only a peer-closed or hold-limited resource can have
@@ -351,6 +358,7 @@ func (t *Tracker) release(r *record, skip int) {
 		r.closedAt.Store(t.now())
 		r.closeSite.Store(t.stacks.Capture(skip+1, t.cfg.stackDepth))
 	}
+	r.markClosed()
 	r.cleanup.Stop()
 	t.forget(r)
 }
@@ -372,12 +380,15 @@ func (t *Tracker) forget(r *record) {
 // Handle was garbage-collected without Close. It only queues the record: the
 // report is made by the poller.
 func collectedCleanup(r *record) {
-	if !r.markClosed() {
+	if !r.claimClose() {
 		return
 	}
 	t := r.t
-	r.collected.Store(true)
 	r.closedAt.Store(t.now())
+	// Before the state: a tick that sees the record closed must know that
+	// the pending list, not the suspects, resolves it.
+	r.collected.Store(true)
+	r.markClosed()
 	t.forget(r)
 	t.pendMu.Lock()
 	if len(t.pending) < maxPending {
@@ -460,14 +471,25 @@ func (t *Tracker) suspectList() []*record {
 }
 
 // judge returns why r is leaked at now, or 0 if it is not.
+//
+// A record whose close has begun is not leaked, though it is not marked
+// closed yet: its closer may have found it active and recorded neither the
+// time nor the site of the close, which its resolved event would lack.
+// Here the state is loaded before the claim; release takes the claim before
+// it loads the state. Go's atomics are sequentially consistent, so when the
+// claim is not taken yet at this load, release's load of the state comes
+// after this one and sees this state or a later one: a state never returns
+// to StateActive, and only the claimant marks it closed. A record judged
+// peer-closed here is thus seen peer-closed by its closer, which records
+// the close.
 func (t *Tracker) judge(r *record, now int64) Reason {
-	switch State(r.state.Load()) {
-	case StatePeerClosed:
-		if r.kind != KindListener && r.writing.Load() == 0 && now-r.quietSince() > int64(t.cfg.grace) {
-			return ReasonPeerClosed
-		}
-	case StateClosed:
+	state := State(r.state.Load())
+	if state == StateClosed || r.closing.Load() {
 		return 0
+	}
+	if state == StatePeerClosed && r.kind != KindListener && r.writing.Load() == 0 &&
+		now-r.quietSince() > int64(t.cfg.grace) {
+		return ReasonPeerClosed
 	}
 	if limit, ok := t.cfg.holdLimits[r.kind]; ok && now-r.openedAt > int64(limit) {
 		return ReasonHeldTooLong
@@ -513,12 +535,15 @@ func (t *Tracker) poll() (next int64) {
 			t.susMu.Lock()
 			delete(t.suspects, r.id)
 			t.susMu.Unlock()
+			// A collected record is resolved from the pending list.
 			if r.reported && !r.collected.Load() {
 				resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
 			}
 			continue
 		}
-		if r.reported {
+		if r.reported || r.closing.Load() {
+			// A record whose close has begun is resolved, or just dropped,
+			// by a later tick that sees it closed.
 			continue
 		}
 		if reason := t.judge(r, now); reason != 0 {
