@@ -102,10 +102,9 @@ func writeGroup(b *strings.Builder, g tracker.ResourceGroup, now time.Time, coll
 		// goroutine of its own, for a call the test made earlier: the
 		// library is the one lead there is. Its frames are shown below,
 		// never passed off as the test's line.
-		fmt.Fprintf(b, "%s%s %s on a %s goroutine: no line of the program is in its stack\n",
-			noun, what, verb, g.Site.Goroutine)
+		fmt.Fprintf(b, "%s%s %s %s\n", noun, what, verb, g.Site)
 	default:
-		fmt.Fprintf(b, "%s%s %s with %s\n", noun, what, verb, g.Site)
+		fmt.Fprintf(b, "%s%s %s: %s\n", noun, what, verb, g.Site)
 	}
 	for i, r := range g.Resources {
 		if i == maxListed {

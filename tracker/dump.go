@@ -31,7 +31,7 @@ func (t *Tracker) WriteReport(w io.Writer) error {
 	open := t.Open()
 	fmt.Fprintf(bw, "\nopen: %d\n", len(open))
 	for _, g := range GroupResources(open) {
-		fmt.Fprintf(bw, "  %6d %s at %s (%s)\n", len(g.Resources), g.Kind, g.Site, states(g.Resources))
+		fmt.Fprintf(bw, "  %6d %s %s (%s)\n", len(g.Resources), g.Kind, g.Site.headline(), states(g.Resources))
 	}
 
 	if socks, err := t.ProcessSockets(); err == nil {

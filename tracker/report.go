@@ -15,7 +15,7 @@ import (
 func (l Leak) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "leaked %s for %s: %s\n", l.describe(), l.For.Round(time.Millisecond), l.Reason)
-	fmt.Fprintf(&b, "  at %s\n", l.Site())
+	fmt.Fprintf(&b, "  %s\n", l.Site().headline())
 	l.writeStacks(&b)
 	return b.String()
 }
@@ -99,7 +99,7 @@ func (g LeakGroup) String() string {
 		noun = "leaks"
 	}
 	fmt.Fprintf(&b, "%d %s of %s: %s\n", len(g.Leaks), noun, g.Kind, g.Reason)
-	fmt.Fprintf(&b, "  at %s\n", g.Site)
+	fmt.Fprintf(&b, "  %s\n", g.Site.headline())
 	for i, l := range g.Leaks {
 		if i == exampleAddrs {
 			fmt.Fprintf(&b, "  ... and %d more\n", len(g.Leaks)-exampleAddrs)

@@ -123,10 +123,10 @@ func checkLibrary(t *testing.T, r tracker.Resource, lib string) {
 	checkWhole(t, r)
 	site := r.Site()
 	assert.Equal(t, tracker.Site{Goroutine: lib}, site, "the stack:\n%s", r.Stack)
-	want := "no line of the program: on a " + lib + " goroutine"
+	want := "on a " + lib + " goroutine: no line of the program is in its stack"
 	assert.Equal(t, want, site.String())
 	report := tracker.Leak{Resource: r, Reason: tracker.ReasonPeerClosed}.String()
-	assert.Contains(t, report, "\n  at "+want+"\n", report)
+	assert.Contains(t, report, "\n  "+want+"\n", report)
 	for _, f := range r.Stack.Frames() {
 		if f.Function != "runtime.goexit" {
 			assert.NotContains(t, report, "  at "+f.Function, "a library frame as the headline:\n%s", report)

@@ -70,16 +70,25 @@ type Site struct {
 func (s Site) IsZero() bool { return s.Frame == (Frame{}) && s.Goroutine == "" }
 
 // String is the user's line as "function (file:line)", or says whose
-// goroutine opened the resource: "no line of the program: on a net/http
-// goroutine".
+// goroutine opened the resource: "on a net/http goroutine: no line of the
+// program is in its stack".
 func (s Site) String() string {
 	switch {
 	case s.Frame != (Frame{}):
 		return s.Frame.String()
 	case s.Goroutine != "":
-		return "no line of the program: on a " + s.Goroutine + " goroutine"
+		return "on a " + s.Goroutine + " goroutine: no line of the program is in its stack"
 	}
-	return "no line of the program in the stack captured"
+	return "no line of the program in the frames captured (see WithStackDepth)"
+}
+
+// headline is the site as a report's second line reads it: "at" a line, or
+// the goroutine's library.
+func (s Site) headline() string {
+	if s.Frame != (Frame{}) {
+		return "at " + s.Frame.String()
+	}
+	return s.String()
 }
 
 // Site returns the stack's headline (see Site).
