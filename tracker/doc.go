@@ -24,6 +24,17 @@
 // permanent one. A wrapped connection dropped without Close is reported once
 // with ReasonCollected.
 //
+// # Reports
+//
+// A report leads with the resource's Site: the line of the program that owns
+// it, the first frame of the main module in its stack (in a test, the module
+// under test). Libraries that dial on goroutines of their own (net/http,
+// pgxpool, go-redis, gRPC) leave no such line, and the report then names the
+// library's goroutine instead of one of its frames. Stacks are captured as
+// program counters, interned, and symbolized only when a report is made; on
+// amd64 a call path seen before is recognized by a walk of the frame
+// pointers, which CONNLEAK_STACKWALK=off in the environment turns off.
+//
 // # Detection
 //
 // Peer close is learned from the program's own Reads (EOF or a reset) on
