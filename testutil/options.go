@@ -155,3 +155,25 @@ func WithGoroutines(opts ...goleak.Option) Option {
 func WithProcessSockets() Option {
 	return optionFunc(func(c *config) { c.processSockets = true })
 }
+
+// defaultPoller is the function the poller goroutine of tracker.Default()
+// runs in. tracker gives it a name of its own so that it can be told from the
+// poller of a tracker someone forgot to Close.
+const defaultPoller = "github.com/connleak/connleak/tracker.(*Tracker).runProcessWide"
+
+// IgnoreDefaultPoller is the goleak option that leaves out the poller
+// goroutine of tracker.Default(). That tracker is never closed: once anything
+// has asked for it (VerifyNone and VerifyTestMain without WithTracker do, as
+// does code that wraps through it), its poller runs for the life of the
+// process. A package that also checks goroutines with goleak directly passes
+// it to goleak:
+//
+//	defer goleak.VerifyNone(t, testutil.IgnoreDefaultPoller())
+//
+// or, in TestMain, goleak.VerifyTestMain(m, testutil.IgnoreDefaultPoller()).
+// Only that one goroutine is left out: the poller of a tracker made with
+// tracker.New and never closed is still reported. WithGoroutines applies it
+// already.
+func IgnoreDefaultPoller() goleak.Option {
+	return goleak.IgnoreAnyFunction(defaultPoller)
+}

@@ -374,3 +374,19 @@ func TestForgottenTrackerPollerIsReported(t *testing.T) {
 	assert.Contains(t, rec.text(), "tracker.(*Tracker).run")
 	assert.NotContains(t, rec.text(), "runProcessWide")
 }
+
+// With the poller of tracker.Default() running, goleak passes with
+// IgnoreDefaultPoller and fails without it, on that goroutine.
+func TestIgnoreDefaultPoller(t *testing.T) {
+	_ = tracker.Default()
+	err := goleak.Find()
+	require.Error(t, err, "goleak must see the default tracker's poller")
+	assert.ErrorContains(t, err, "tracker.(*Tracker).runProcessWide")
+	assert.NoError(t, goleak.Find(testutil.IgnoreDefaultPoller()))
+
+	// Only that poller: one of a tracker made with New is still found.
+	forgotten := tracker.New(tracker.WithLogger(nil))
+	err = goleak.Find(testutil.IgnoreDefaultPoller())
+	require.NoError(t, forgotten.Close())
+	assert.ErrorContains(t, err, "tracker.(*Tracker).run")
+}

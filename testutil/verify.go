@@ -140,10 +140,10 @@ func goleakFind(ch chan<- error, deadline time.Time, opts []goleak.Option) {
 // reported, since that is a leak, unless the tracker verified is one given
 // by WithTracker: it is still open while it is verified, and goleak cannot
 // tell one tracker's poller from another's.
-var goleakIgnored = []string{
-	"github.com/connleak/connleak/testutil.verify",
-	"github.com/connleak/connleak/testutil.goleakFind",
-	"github.com/connleak/connleak/tracker.(*Tracker).runProcessWide",
+var goleakIgnored = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/connleak/connleak/testutil.verify"),
+	goleak.IgnoreAnyFunction("github.com/connleak/connleak/testutil.goleakFind"),
+	IgnoreDefaultPoller(),
 }
 
 const trackerPoller = "github.com/connleak/connleak/tracker.(*Tracker).run"
@@ -151,9 +151,7 @@ const trackerPoller = "github.com/connleak/connleak/tracker.(*Tracker).run"
 func (c *config) goleakOptions() []goleak.Option {
 	opts := slices.Clone(c.goleakOpts)
 	opts = append(opts, c.goleakBase...)
-	for _, fn := range goleakIgnored {
-		opts = append(opts, goleak.IgnoreAnyFunction(fn))
-	}
+	opts = append(opts, goleakIgnored...)
 	if c.trackerSet {
 		opts = append(opts, goleak.IgnoreAnyFunction(trackerPoller))
 	}
