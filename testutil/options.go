@@ -127,12 +127,14 @@ func IgnoreOpenedBy(funcName string) Option {
 
 // WithGoroutines also checks for leaked goroutines with goleak, passing it
 // the given goleak options, and reports them in the same failure as the
-// resources. The wait for goroutines to exit shares the one timeout (goleak
-// itself keeps retrying for about 0.43 s before it gives up, so a failing
-// check takes at least that long). The poller goroutines of trackers, and
-// testutil's own, are never reported. Like goleak, the check is
+// resources. The wait for goroutines to exit shares the one timeout, though a
+// check that finds goroutines takes at least as long as goleak itself retries
+// before it reports them, whatever the timeout. The poller goroutines of
+// trackers, and testutil's own, are never reported. Like goleak, the check is
 // process-wide: goroutines of tests running in parallel are seen too, so
-// under t.Parallel use it in VerifyTestMain.
+// under t.Parallel use it in VerifyTestMain. goleak options that goleak
+// refuses (goleak.Cleanup, which only its own VerifyNone and VerifyTestMain
+// take) fail the check with goleak's message.
 func WithGoroutines(opts ...goleak.Option) Option {
 	return optionFunc(func(c *config) {
 		c.goroutines = true

@@ -248,9 +248,11 @@ func dropConn(t *testing.T, tr *tracker.Tracker, addr string) {
 	dial(t, tr, addr).Write([]byte("x"))
 }
 
-// The goroutine check shares the one timeout: a leaked goroutine fails after
-// goleak's own retries (about 0.43 s), not after repeated rounds of them; a
-// goroutine that exits within a longer timeout passes.
+// The goroutine check shares the one timeout: with a short one, a leaked
+// goroutine fails after one call of goleak (with its own retries), not after
+// repeated rounds of them; with a longer one, goleak is called again while a
+// call fits in the time left, and the wait ends before the deadline is
+// overrun by a call; a goroutine that exits within the timeout passes.
 func TestGoroutinesShareTheTimeout(t *testing.T) {
 	tr := newTracker(t)
 	stop := make(chan struct{})
@@ -259,9 +261,20 @@ func TestGoroutinesShareTheTimeout(t *testing.T) {
 	start := time.Now()
 	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(100*time.Millisecond), testutil.WithGoroutines())
 	took := time.Since(start)
-	close(stop)
+	assert.Contains(t, rec.text(), "left leaked goroutines")
+	assert.Contains(t, rec.text(), "\ngoroutines still running (goleak):\n")
 	assert.Contains(t, rec.text(), "testutil_test.blockedWorker")
 	assert.Less(t, took, 900*time.Millisecond)
+
+	const timeout = time.Second
+	rec = &recorder{name: t.Name()}
+	start = time.Now()
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(timeout), testutil.WithGoroutines())
+	took = time.Since(start)
+	close(stop)
+	assert.Contains(t, rec.text(), "testutil_test.blockedWorker")
+	assert.GreaterOrEqual(t, took, timeout/2, "a call that fits in the time left is made")
+	assert.Less(t, took, timeout+300*time.Millisecond, "no call is started that would overrun the timeout")
 
 	later := make(chan struct{})
 	go blockedWorker(later)
@@ -290,6 +303,29 @@ func TestGoroutinesShareTheTimeout(t *testing.T) {
 }
 
 func blockedWorker(stop chan struct{}) { <-stop }
+
+// A refusal of goleak's options is told from goroutines goleak found by what
+// goleak does with the options, not by its message: with a goroutine leaked,
+// options goleak accepts are no refusal, and goleak.Cleanup, which goleak.Find
+// refuses, is one, with or without the leaked goroutine.
+func TestGoleakRefusalToldWithoutItsText(t *testing.T) {
+	stop := make(chan struct{})
+	go blockedWorker(stop)
+	accepted := []goleak.Option{testutil.IgnoreDefaultPoller()}
+	require.Error(t, goleak.Find(accepted...), "goleak finds the worker")
+	assert.False(t, testutil.Refused(accepted...), "goroutines found are no refusal")
+	cleanup := append(accepted, goleak.Cleanup(func(int) {}))
+	assert.True(t, testutil.Refused(cleanup...))
+
+	rec := &recorder{name: t.Name()}
+	tr := newTracker(t)
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0),
+		testutil.WithGoroutines(goleak.Cleanup(func(int) {})))
+	close(stop)
+	assert.Contains(t, rec.text(), "left a failed goroutine check")
+	assert.NotContains(t, rec.text(), "goroutines still running")
+	assert.True(t, testutil.Refused(cleanup...), "with no goroutine left, still a refusal")
+}
 
 // fakeM is a TestingM whose tests do what run says.
 type fakeM struct{ run func() int }
