@@ -2,7 +2,9 @@ package testutil_test
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -126,6 +128,57 @@ func TestBadInputFailsWithMessagesNotPanics(t *testing.T) {
 		require.NotNil(t, tr)
 		tr.Close()
 	})
+}
+
+// A nil *testing.T, *testing.B or *testing.M, which is not == nil once it is
+// in an interface, is reported on standard error as nil is, and nothing
+// panics.
+func TestTypedNilReportedNotPanics(t *testing.T) {
+	var nt *testing.T
+	var nb *testing.B
+	var nm *testing.M
+	stderr := captureStderr(t, func() {
+		assert.NotPanics(t, func() { testutil.VerifyNone(nt) })
+		assert.NotPanics(t, func() { testutil.VerifyNone(nb, testutil.WithGoroutines()) })
+		assert.NotPanics(t, func() {
+			tr := testutil.NewTracker(nt)
+			require.NotNil(t, tr)
+			tr.Close()
+		})
+		assert.NotPanics(t, func() { testutil.VerifyNone(nil) })
+	})
+	assert.Contains(t, stderr, "connleak/testutil: VerifyNone((*testing.T)(nil)): no test to report to; nothing was verified\n")
+	assert.Contains(t, stderr, "connleak/testutil: VerifyNone((*testing.B)(nil)): no test to report to")
+	assert.Contains(t, stderr, "connleak/testutil: NewTracker((*testing.T)(nil)): no test to bind the tracker to")
+	assert.Contains(t, stderr, "connleak/testutil: VerifyNone(nil): no test to report to")
+
+	var out bytes.Buffer
+	code := 0
+	assert.NotPanics(t, func() { code = testutil.VerifyMainForTest(nm, &out) })
+	assert.Equal(t, 2, code)
+	assert.Equal(t, "connleak/testutil: VerifyTestMain((*testing.M)(nil)): no tests to run\n", out.String())
+}
+
+// captureStderr returns what f wrote to os.Stderr.
+func captureStderr(t *testing.T, f func()) string {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	done := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	saved := os.Stderr
+	os.Stderr = w
+	func() {
+		defer func() {
+			os.Stderr = saved
+			w.Close()
+		}()
+		f()
+	}()
+	return <-done
 }
 
 type cleanupRecorder struct {
