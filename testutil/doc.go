@@ -59,9 +59,9 @@
 //
 // # Using goleak directly too
 //
-// VerifyNone and VerifyTestMain without WithTracker start tracker.Default()
-// (so do IgnoreCurrent and WithProcessSockets, for the process sweep), whose
-// poller goroutine runs for the life of the process. testutil's own
+// VerifyNone and VerifyTestMain without WithTracker start tracker.Default(),
+// whose poller goroutine runs for the life of the process; with WithTracker
+// they do not, and neither do NewTracker and IgnoreCurrent. testutil's own
 // goroutine check never reports it; a direct goleak.VerifyNone or
 // goleak.VerifyTestMain in the same package needs IgnoreDefaultPoller:
 //

@@ -30,10 +30,11 @@ type config struct {
 	trackerSet bool
 	timeout    time.Duration
 
-	// IgnoreCurrent: resources opened before since are ignored.
-	since      time.Time
-	goleakBase []goleak.Option
-	sockBase   *socketBaseline
+	// IgnoreCurrent: resources opened before since are ignored, and so are
+	// the sockets of sockBase, when WithProcessSockets is given too.
+	since         time.Time
+	goleakBase    []goleak.Option
+	ignoreCurrent bool
 
 	ignoreFuncs []string
 
@@ -41,6 +42,7 @@ type config struct {
 	goleakOpts []goleak.Option
 
 	processSockets bool
+	sockBase       *socketBaseline // the sockets open when WithProcessSockets was called
 
 	errs []error // invalid options, reported as test failures
 }
@@ -95,17 +97,23 @@ func WithTimeout(d time.Duration) Option {
 //
 // reports only what the test itself left open. The snapshot is taken when
 // the option is built, not when it is applied: resources opened after it in
-// any tracker are checked, and with WithGoroutines the goroutines running
-// now, and with WithProcessSockets the process's sockets open now, are
-// ignored as well.
+// any tracker are checked, and with WithGoroutines the goroutines running now
+// are ignored as well.
+//
+// IgnoreCurrent lists no socket and starts no tracker. The process's sockets
+// are listed only for WithProcessSockets, when that option is built; with
+// both options, the sockets open when WithProcessSockets() was called are
+// ignored. Write the two in the same call, so that both snapshots are of the
+// same moment:
+//
+//	defer testutil.VerifyNone(t, testutil.IgnoreCurrent(), testutil.WithProcessSockets())
 func IgnoreCurrent() Option {
 	since := time.Now()
 	gbase := goleak.IgnoreCurrent()
-	sbase := takeSocketBaseline()
 	return optionFunc(func(c *config) {
 		c.since = since
 		c.goleakBase = append(c.goleakBase, gbase)
-		c.sockBase = sbase
+		c.ignoreCurrent = true
 	})
 }
 
@@ -151,11 +159,21 @@ func WithGoroutines(opts ...goleak.Option) Option {
 // inside it) and reports those that no wrapper of the verified tracker owns,
 // with their addresses and TCP states; there is no stack for them, since no
 // wrapper saw them open. The check is process-wide: under t.Parallel it sees
-// the sockets of other tests. IgnoreCurrent takes a baseline of the sockets
-// open when it is called. Where the sweep is not supported (it is on Linux)
-// the check is skipped with a note in the test log.
+// the sockets of other tests. Where the sweep is not supported (it is on
+// Linux) the check is skipped with a note in the test log.
+//
+// WithProcessSockets lists the process's sockets when it is called, as a
+// baseline that IgnoreCurrent applies: with both options, the sockets open
+// when WithProcessSockets() was called are ignored, and those opened after it
+// are reported. Without IgnoreCurrent every unwrapped socket is reported.
+// Sockets are told apart by the kernel's socket cookie, so one opened later
+// on the descriptor number of a closed one is still reported.
 func WithProcessSockets() Option {
-	return optionFunc(func(c *config) { c.processSockets = true })
+	base := takeSocketBaseline()
+	return optionFunc(func(c *config) {
+		c.processSockets = true
+		c.sockBase = base
+	})
 }
 
 // defaultPoller is the function the poller goroutine of tracker.Default()

@@ -264,6 +264,16 @@ func TestSubprocess(t *testing.T) {
 		assert.Contains(t, out, "conn opened at "+d.site("process-wrapped", "TestProcessSockets"))
 	})
 
+	t.Run("IgnoreCurrent and verifying another tracker start no default tracker", func(t *testing.T) {
+		t.Parallel()
+		// One process each: once made, the default tracker stays.
+		r := d.run(t, nil, "TestNoDefaultPoller")
+		assert.Equal(t, "pass", r.action["TestNoDefaultPoller"], r.raw)
+		assert.NotContains(t, r.raw, "connleak:")
+		r = d.run(t, nil, "TestDefaultPollerControl")
+		assert.Equal(t, "pass", r.action["TestDefaultPollerControl"], r.raw)
+	})
+
 	t.Run("VerifyTestMain passes a clean package that used the default tracker", func(t *testing.T) {
 		t.Parallel()
 		r := d.run(t, []string{"LEAKDEMO_MAIN=verify"}, "TestMainClean")

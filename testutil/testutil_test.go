@@ -2,12 +2,14 @@ package testutil_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -449,6 +451,71 @@ func TestProcessSocketsUnsupportedNote(t *testing.T) {
 	testutil.VerifyNone(rec, testutil.WithTracker(newTracker(t)), testutil.WithProcessSockets(), testutil.WithTimeout(0))
 	assert.False(t, rec.failed(), rec.text())
 	assert.Contains(t, strings.Join(rec.logs, "\n"), "WithProcessSockets skipped")
+}
+
+// With IgnoreCurrent and WithProcessSockets, the unwrapped sockets open when
+// WithProcessSockets was called are ignored and those opened after it are
+// reported; without IgnoreCurrent, all are.
+func TestIgnoreCurrentWithProcessSockets(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep is supported on Linux")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	plainPair := func() net.Conn { // never wrapped
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close(); s.Close() })
+		return c
+	}
+	before := plainPair()
+	ignore := []testutil.Option{testutil.IgnoreCurrent(), testutil.WithProcessSockets()}
+	after := plainPair()
+	tr := newTracker(t)
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, append(ignore, testutil.WithTracker(tr), testutil.WithTimeout(0))...)
+	out := rec.text()
+	t.Log(out)
+	assert.Contains(t, out, "socket tcp "+after.LocalAddr().String()+" -> ")
+	assert.Contains(t, out, " -> "+after.LocalAddr().String()+", ESTABLISHED", "the accepted side")
+	assert.NotContains(t, out, before.LocalAddr().String())
+	assert.NotContains(t, out, "socket tcp "+ln.Addr().String()+",", "the listener was open before")
+
+	rec = &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithProcessSockets(), testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.Contains(t, rec.text(), before.LocalAddr().String(), "without IgnoreCurrent nothing is ignored")
+	assert.Contains(t, rec.text(), after.LocalAddr().String())
+}
+
+// The baseline knows sockets by cookie: a socket opened after it on the
+// descriptor numbers, and with the addresses, of one in it is reported.
+func TestProcessSocketsBaselineByCookie(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep is supported on Linux")
+	}
+	old, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	ignore := []testutil.Option{testutil.IgnoreCurrent(), testutil.WithProcessSockets()}
+	syscall.Close(old[0])
+	syscall.Close(old[1])
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	if fds != old {
+		t.Skipf("the new pair has descriptors %v, not the old pair's %v", fds, old)
+	}
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, append(ignore, testutil.WithTracker(newTracker(t)), testutil.WithTimeout(0))...)
+	t.Log(rec.text())
+	for _, fd := range fds {
+		assert.Regexp(t, fmt.Sprintf(`\n    socket unix[^\n]* \(fd %d\)\n`, fd), rec.text()+"\n")
+	}
 }
 
 // A tracker made with tracker.New and never closed leaves its poller
