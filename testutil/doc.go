@@ -60,8 +60,9 @@
 // # Using goleak directly too
 //
 // VerifyNone and VerifyTestMain without WithTracker start tracker.Default(),
-// whose poller goroutine runs for the life of the process; with WithTracker
-// they do not, and neither do NewTracker and IgnoreCurrent. testutil's own
+// whose poller goroutine runs for the life of the process; with WithTracker,
+// and under NewTracker, a verification that passes does not, and neither does
+// IgnoreCurrent. testutil's own
 // goroutine check never reports it; a direct goleak.VerifyNone or
 // goleak.VerifyTestMain in the same package needs IgnoreDefaultPoller:
 //

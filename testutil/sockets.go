@@ -137,6 +137,15 @@ func removeLive(tr *tracker.Tracker) {
 
 func addrKey(local, remote string) string { return local + "|" + remote }
 
+// addOwned adds the addresses of tr's open resources to owned.
+func addOwned(owned map[string]bool, tr *tracker.Tracker) {
+	for _, r := range tr.Open() {
+		if r.LocalAddr != "" {
+			owned[addrKey(r.LocalAddr, r.RemoteAddr)] = true
+		}
+	}
+}
+
 func addrsOwnedByTrackers(verified *tracker.Tracker) map[string]bool {
 	var trs []*tracker.Tracker
 	if def := madeDefault(); def != nil {
@@ -149,13 +158,8 @@ func addrsOwnedByTrackers(verified *tracker.Tracker) map[string]bool {
 	liveMu.Unlock()
 	owned := map[string]bool{}
 	for _, tr := range trs {
-		if tr == verified {
-			continue
-		}
-		for _, r := range tr.Open() {
-			if r.LocalAddr != "" {
-				owned[addrKey(r.LocalAddr, r.RemoteAddr)] = true
-			}
+		if tr != verified {
+			addOwned(owned, tr)
 		}
 	}
 	return owned
@@ -173,10 +177,12 @@ func defaultTracker() *tracker.Tracker {
 // madeDefault returns tracker.Default() if something has made it, and nil
 // otherwise, without making it: a verification of another tracker must not
 // start the default tracker's poller, which would run for the rest of the
-// process. A default tracker nobody made wraps nothing. Whether it was made
-// shows in its poller goroutine, which runs from then on, under a name of its
-// own; the goroutines are listed only until it is seen, and only when a
-// socket is found that the other trackers do not own.
+// process, and a default tracker nobody made wraps nothing. Its poller
+// goroutine, which runs from then on under a name of its own, shows that it
+// was made. The goroutines are listed only when a socket is found that the
+// other trackers do not own, and only until the poller is seen; a listing
+// that misses it (it shows no stack while it runs on another thread) is made
+// up for by lastLookInDefault.
 func madeDefault() *tracker.Tracker {
 	if !defaultMade.Load() {
 		if !goroutineRuns(defaultPoller) {
@@ -185,6 +191,30 @@ func madeDefault() *tracker.Tracker {
 		defaultMade.Store(true)
 	}
 	return tracker.Default()
+}
+
+// lastLookInDefault takes out of socks, the unwrapped sockets a verification
+// is about to report, those that tracker.Default() owns, asking for it even
+// if the checks found no sign that something made it. If nothing had, it
+// owns nothing and the verification fails as it would have: the default
+// tracker is made here only on the way to a failure.
+func lastLookInDefault(verified *tracker.Tracker, socks []tracker.Socket) []tracker.Socket {
+	if len(socks) == 0 {
+		return socks
+	}
+	def := defaultTracker()
+	if def == verified {
+		return socks
+	}
+	owned := map[string]bool{}
+	addOwned(owned, def)
+	out := socks[:0]
+	for _, s := range socks {
+		if !owned[addrKey(s.LocalAddr, s.RemoteAddr)] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // goroutineRuns reports whether some goroutine's stack has the function.

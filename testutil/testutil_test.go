@@ -2,6 +2,7 @@ package testutil_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -489,6 +490,30 @@ func TestIgnoreCurrentWithProcessSockets(t *testing.T) {
 	testutil.VerifyNone(rec, testutil.WithProcessSockets(), testutil.WithTracker(tr), testutil.WithTimeout(0))
 	assert.Contains(t, rec.text(), before.LocalAddr().String(), "without IgnoreCurrent nothing is ignored")
 	assert.Contains(t, rec.text(), after.LocalAddr().String())
+}
+
+// Verifying another tracker, the sweep leaves to tracker.Default() the
+// sockets its wrappers own.
+func TestProcessSocketsLeavesDefaultsSockets(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep is supported on Linux")
+	}
+	def := tracker.Default()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln = def.WrapListener(ln)
+	defer ln.Close()
+	ignore := []testutil.Option{testutil.IgnoreCurrent(), testutil.WithProcessSockets()}
+	c, err := def.WrapDialer(nil)(context.Background(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, append(ignore, testutil.WithTracker(newTracker(t)), testutil.WithTimeout(0))...)
+	assert.False(t, rec.failed(), rec.text())
 }
 
 // The baseline knows sockets by cookie: a socket opened after it on the

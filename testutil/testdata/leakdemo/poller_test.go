@@ -12,11 +12,19 @@ import (
 )
 
 // defaultPollerRunning reports whether a goroutine runs the poller of
-// tracker.Default(), which runs from the moment that tracker is made.
+// tracker.Default(), which runs from the moment that tracker is made. A
+// goroutine shows no stack while it runs on another thread, so the
+// goroutines are listed a few times over some milliseconds.
 func defaultPollerRunning() bool {
 	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	return bytes.Contains(buf[:n], []byte("tracker.(*Tracker).runProcessWide("))
+	for range 20 {
+		n := runtime.Stack(buf, true)
+		if bytes.Contains(buf[:n], []byte("tracker.(*Tracker).runProcessWide(")) {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }
 
 // Run alone in its process: IgnoreCurrent, the process sweep, and
