@@ -65,10 +65,12 @@
 //
 // # Using goleak directly too
 //
-// VerifyNone without WithTracker starts tracker.Default() (so do
-// IgnoreCurrent and WithProcessSockets, for the process sweep), whose poller
-// goroutine runs for the life of the process. testutil's own goroutine check
-// never reports it; a direct goleak.VerifyNone or goleak.VerifyTestMain in
-// the same package needs
-// goleak.IgnoreAnyFunction("github.com/connleak/connleak/tracker.(*Tracker).runProcessWide").
+// VerifyNone and VerifyTestMain without WithTracker start tracker.Default(),
+// whose poller goroutine runs for the life of the process; with WithTracker,
+// and under NewTracker, a verification that passes does not, and neither does
+// IgnoreCurrent. testutil's own
+// goroutine check never reports it; a direct goleak.VerifyNone or
+// goleak.VerifyTestMain in the same package needs IgnoreDefaultPoller:
+//
+//	defer goleak.VerifyNone(t, testutil.IgnoreDefaultPoller())
 package testutil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/connleak/connleak/testutil"
 	"github.com/connleak/connleak/tracker"
+	"go.uber.org/goleak"
 )
 
 // printT is a TestingT that prints the failure it is given, up to its first
@@ -49,7 +50,7 @@ func ExampleVerifyNone() {
 	// Output:
 	// connleak: the test left 1 resource still open (waited D for them to close)
 	//
-	// conn opened at example_test.go:41 in ExampleVerifyNone
+	// conn opened at example_test.go:42 in ExampleVerifyNone
 	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT, CLOSE_WAIT, open for D
 }
 
@@ -68,4 +69,26 @@ func ExampleVerifyTestMain() {
 	_ = func(m *testing.M) { // TestMain
 		testutil.VerifyTestMain(m, testutil.WithGoroutines())
 	}
+}
+
+// errorT is a goleak.TestingT that prints the failure it is given.
+type errorT struct{}
+
+func (errorT) Error(args ...any) { fmt.Println(args...) }
+
+// A package that checks goroutines with goleak directly and uses
+// tracker.Default() (VerifyNone without WithTracker does) leaves the default
+// tracker's poller out of goleak's check.
+func ExampleIgnoreDefaultPoller() {
+	harness := goleak.IgnoreCurrent() // the goroutine that collects an example's output
+	tracker.Default()                 // its poller runs for the life of the process
+
+	var t errorT // a *testing.T in a test
+	goleak.VerifyNone(t, harness, testutil.IgnoreDefaultPoller())
+	fmt.Println("goleak found no leaked goroutine")
+
+	_ = func(m *testing.M) { // or for the whole package, in TestMain
+		goleak.VerifyTestMain(m, testutil.IgnoreDefaultPoller())
+	}
+	// Output: goleak found no leaked goroutine
 }

@@ -30,10 +30,11 @@ type config struct {
 	trackerSet bool
 	timeout    time.Duration
 
-	// IgnoreCurrent: resources opened before since are ignored.
-	since      time.Time
-	goleakBase []goleak.Option
-	sockBase   *socketBaseline
+	// IgnoreCurrent: resources opened before since are ignored, and so are
+	// the sockets of sockBase, when WithProcessSockets is given too.
+	since         time.Time
+	goleakBase    []goleak.Option
+	ignoreCurrent bool
 
 	ignoreFuncs []string
 
@@ -41,6 +42,7 @@ type config struct {
 	goleakOpts []goleak.Option
 
 	processSockets bool
+	sockBase       *socketBaseline // the sockets open when WithProcessSockets was called
 
 	errs []error // invalid options, reported as test failures
 }
@@ -95,17 +97,23 @@ func WithTimeout(d time.Duration) Option {
 //
 // reports only what the test itself left open. The snapshot is taken when
 // the option is built, not when it is applied: resources opened after it in
-// any tracker are checked, and with WithGoroutines the goroutines running
-// now, and with WithProcessSockets the process's sockets open now, are
-// ignored as well.
+// any tracker are checked, and with WithGoroutines the goroutines running now
+// are ignored as well.
+//
+// IgnoreCurrent lists no socket and starts no tracker. The process's sockets
+// are listed only for WithProcessSockets, when that option is built; with
+// both options, the sockets open when WithProcessSockets() was called are
+// ignored. Write the two in the same call, so that both snapshots are of the
+// same moment:
+//
+//	defer testutil.VerifyNone(t, testutil.IgnoreCurrent(), testutil.WithProcessSockets())
 func IgnoreCurrent() Option {
 	since := time.Now()
 	gbase := goleak.IgnoreCurrent()
-	sbase := takeSocketBaseline()
 	return optionFunc(func(c *config) {
 		c.since = since
 		c.goleakBase = append(c.goleakBase, gbase)
-		c.sockBase = sbase
+		c.ignoreCurrent = true
 	})
 }
 
@@ -127,12 +135,14 @@ func IgnoreOpenedBy(funcName string) Option {
 
 // WithGoroutines also checks for leaked goroutines with goleak, passing it
 // the given goleak options, and reports them in the same failure as the
-// resources. The wait for goroutines to exit shares the one timeout (goleak
-// itself keeps retrying for about 0.43 s before it gives up, so a failing
-// check takes at least that long). The poller goroutines of trackers, and
-// testutil's own, are never reported. Like goleak, the check is
+// resources. The wait for goroutines to exit shares the one timeout, though a
+// check that finds goroutines takes at least as long as goleak itself retries
+// before it reports them, whatever the timeout. The poller goroutines of
+// trackers, and testutil's own, are never reported. Like goleak, the check is
 // process-wide: goroutines of tests running in parallel are seen too, so
-// under t.Parallel use it in VerifyTestMain.
+// under t.Parallel use it in VerifyTestMain. goleak options that goleak
+// refuses (goleak.Cleanup, which only its own VerifyNone and VerifyTestMain
+// take) fail the check with goleak's message.
 func WithGoroutines(opts ...goleak.Option) Option {
 	return optionFunc(func(c *config) {
 		c.goroutines = true
@@ -149,9 +159,41 @@ func WithGoroutines(opts ...goleak.Option) Option {
 // inside it) and reports those that no wrapper of the verified tracker owns,
 // with their addresses and TCP states; there is no stack for them, since no
 // wrapper saw them open. The check is process-wide: under t.Parallel it sees
-// the sockets of other tests. IgnoreCurrent takes a baseline of the sockets
-// open when it is called. Where the sweep is not supported (it is on Linux)
-// the check is skipped with a note in the test log.
+// the sockets of other tests. Where the sweep is not supported (it is on
+// Linux) the check is skipped with a note in the test log.
+//
+// WithProcessSockets lists the process's sockets when it is called, as a
+// baseline that IgnoreCurrent applies: with both options, the sockets open
+// when WithProcessSockets() was called are ignored, and those opened after it
+// are reported. Without IgnoreCurrent every unwrapped socket is reported.
+// Sockets are told apart by the kernel's socket cookie, so one opened later
+// on the descriptor number of a closed one is still reported.
 func WithProcessSockets() Option {
-	return optionFunc(func(c *config) { c.processSockets = true })
+	base := takeSocketBaseline()
+	return optionFunc(func(c *config) {
+		c.processSockets = true
+		c.sockBase = base
+	})
+}
+
+// defaultPoller is the function the poller goroutine of tracker.Default()
+// runs in. tracker gives it a name of its own so that it can be told from the
+// poller of a tracker someone forgot to Close.
+const defaultPoller = "github.com/connleak/connleak/tracker.(*Tracker).runProcessWide"
+
+// IgnoreDefaultPoller is the goleak option that leaves out the poller
+// goroutine of tracker.Default(). That tracker is never closed: once anything
+// has asked for it (VerifyNone and VerifyTestMain without WithTracker do, as
+// does code that wraps through it), its poller runs for the life of the
+// process. A package that also checks goroutines with goleak directly passes
+// it to goleak:
+//
+//	defer goleak.VerifyNone(t, testutil.IgnoreDefaultPoller())
+//
+// or, in TestMain, goleak.VerifyTestMain(m, testutil.IgnoreDefaultPoller()).
+// Only that one goroutine is left out: the poller of a tracker made with
+// tracker.New and never closed is still reported. WithGoroutines applies it
+// already.
+func IgnoreDefaultPoller() goleak.Option {
+	return goleak.IgnoreAnyFunction(defaultPoller)
 }

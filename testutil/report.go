@@ -26,11 +26,11 @@ func formatReport(f *findings, s scope) string {
 	if n := len(f.sockets); n > 0 {
 		parts = append(parts, plural(n, "socket", "sockets")+" that no tracker wrapped")
 	}
-	if f.goroutines != nil {
+	switch {
+	case f.goroutines.refused != nil:
+		parts = append(parts, "a failed goroutine check")
+	case f.goroutines.leaked != nil:
 		parts = append(parts, "leaked goroutines")
-		if !strings.HasPrefix(f.goroutines.Error(), "found unexpected goroutines") {
-			parts[len(parts)-1] = "a failed goroutine check"
-		}
 	}
 	who := "the test"
 	switch {
@@ -62,14 +62,13 @@ func formatReport(f *findings, s scope) string {
 		b.WriteString("\n")
 		writeSockets(&b, f.sockets)
 	}
-	if f.goroutines != nil {
-		const found = "found unexpected goroutines:\n"
-		if text, ok := strings.CutPrefix(f.goroutines.Error(), found); ok {
-			b.WriteString("\ngoroutines still running (goleak):\n")
-			indent(&b, text, "    ")
-		} else { // goleak refused its options
-			fmt.Fprintf(&b, "\nthe goroutine check failed: goleak: %v\n", f.goroutines)
-		}
+	switch {
+	case f.goroutines.refused != nil:
+		fmt.Fprintf(&b, "\nthe goroutine check failed: goleak: %v\n", f.goroutines.refused)
+	case f.goroutines.leaked != nil:
+		// goleak's report, shown as it wrote it.
+		b.WriteString("\ngoroutines still running (goleak):\n")
+		indent(&b, f.goroutines.leaked.Error(), "    ")
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

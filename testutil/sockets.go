@@ -1,17 +1,16 @@
 package testutil
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/connleak/connleak/tracker"
 )
-
-func sockKey(s tracker.Socket) string {
-	return fmt.Sprintf("%d %s %s %s", s.FD, s.Network, s.LocalAddr, s.RemoteAddr)
-}
 
 // describeSocket is "socket tcp 127.0.0.1:41000 -> 127.0.0.1:5000,
 // CLOSE_WAIT (fd 9)".
@@ -29,25 +28,55 @@ func describeSocket(s tracker.Socket) string {
 	return fmt.Sprintf("socket %s (fd %d)", out, s.FD)
 }
 
-// socketBaseline is the process's sockets when IgnoreCurrent was called.
+// socketBaseline is the process's sockets when WithProcessSockets was
+// called, by cookie: the kernel's id of a socket, which, unlike a descriptor
+// number, no later socket takes over. The kernel assigns a socket's cookie
+// when it is first read, and the sweep reads it, so the sweeps of the
+// verification read the same cookie for the same socket.
 type socketBaseline struct {
-	keys map[string]bool
-	err  error
+	cookies map[uint64]struct{}
+	err     error
 }
 
 func takeSocketBaseline() *socketBaseline {
-	socks, err := tracker.Default().ProcessSockets()
-	b := &socketBaseline{keys: make(map[string]bool, len(socks)), err: err}
+	socks, err := sock.List()
+	b := &socketBaseline{cookies: make(map[uint64]struct{}, len(socks)), err: err}
 	for _, s := range socks {
-		b.keys[sockKey(s)] = true
+		if s.Cookie != 0 {
+			b.cookies[s.Cookie] = struct{}{}
+		}
 	}
 	return b
 }
 
+// socketBaseline is the baseline the verification ignores: WithProcessSockets'
+// when IgnoreCurrent is given too, and nil otherwise.
+func (c *config) socketBaseline() *socketBaseline {
+	if !c.ignoreCurrent {
+		return nil
+	}
+	return c.sockBase
+}
+
 // unwrappedSockets returns the process's sockets that no wrapper of a
 // tracker testutil knows owns, minus the IgnoreCurrent baseline; or a note
-// saying why the sweep was skipped.
+// saying why the sweep was skipped, or why nothing was ignored.
 func unwrappedSockets(cfg *config) ([]tracker.Socket, string) {
+	base := cfg.socketBaseline()
+	// The tracker's sweep says which sockets its wrappers own, but not the
+	// cookies the baseline is kept by: this sweep, made first, has them. A
+	// socket the tracker's sweep then finds at the same descriptor with the
+	// same addresses is the same one; anything else at that descriptor was
+	// opened since, so after the baseline, and is checked.
+	var before map[int]sock.Socket
+	if base != nil && base.err == nil {
+		if list, err := sock.List(); err == nil {
+			before = make(map[int]sock.Socket, len(list))
+			for _, s := range list {
+				before[s.FD] = s
+			}
+		}
+	}
 	socks, err := cfg.tracker.ProcessSockets()
 	if err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
@@ -55,13 +84,18 @@ func unwrappedSockets(cfg *config) ([]tracker.Socket, string) {
 		}
 		return nil, fmt.Sprintf("WithProcessSockets skipped: the process sweep failed: %v", err)
 	}
+	note := ""
+	if base != nil && base.err != nil {
+		note = fmt.Sprintf("IgnoreCurrent ignored no socket: the process sweep failed when WithProcessSockets was called: %v", base.err)
+	}
 	var owned map[string]bool
 	var out []tracker.Socket
 	for _, s := range socks {
 		if s.Tracked {
 			continue
 		}
-		if cfg.sockBase != nil && cfg.sockBase.keys[sockKey(s)] {
+		if b, ok := before[s.FD]; ok && b.Network == s.Network && b.LocalAddr == s.LocalAddr &&
+			b.RemoteAddr == s.RemoteAddr && base.has(b.Cookie) {
 			continue
 		}
 		if owned == nil {
@@ -72,13 +106,18 @@ func unwrappedSockets(cfg *config) ([]tracker.Socket, string) {
 		}
 		out = append(out, s)
 	}
-	return out, ""
+	return out, note
+}
+
+func (b *socketBaseline) has(cookie uint64) bool {
+	_, ok := b.cookies[cookie]
+	return ok
 }
 
 // Trackers testutil knows besides the verified one: those made by
-// NewTracker that are still open, and tracker.Default(). A socket one of them
-// wraps is reported by that tracker's own verification, with its stack, and
-// is not an unwrapped socket.
+// NewTracker that are still open, and tracker.Default() if something made
+// it. A socket one of them wraps is reported by that tracker's own
+// verification, with its stack, and is not an unwrapped socket.
 var (
 	liveMu       sync.Mutex
 	liveTrackers = map[*tracker.Tracker]struct{}{}
@@ -98,23 +137,96 @@ func removeLive(tr *tracker.Tracker) {
 
 func addrKey(local, remote string) string { return local + "|" + remote }
 
+// addOwned adds the addresses of tr's open resources to owned.
+func addOwned(owned map[string]bool, tr *tracker.Tracker) {
+	for _, r := range tr.Open() {
+		if r.LocalAddr != "" {
+			owned[addrKey(r.LocalAddr, r.RemoteAddr)] = true
+		}
+	}
+}
+
 func addrsOwnedByTrackers(verified *tracker.Tracker) map[string]bool {
+	var trs []*tracker.Tracker
+	if def := madeDefault(); def != nil {
+		trs = append(trs, def)
+	}
 	liveMu.Lock()
-	trs := []*tracker.Tracker{tracker.Default()}
 	for tr := range liveTrackers {
 		trs = append(trs, tr)
 	}
 	liveMu.Unlock()
 	owned := map[string]bool{}
 	for _, tr := range trs {
-		if tr == verified {
-			continue
-		}
-		for _, r := range tr.Open() {
-			if r.LocalAddr != "" {
-				owned[addrKey(r.LocalAddr, r.RemoteAddr)] = true
-			}
+		if tr != verified {
+			addOwned(owned, tr)
 		}
 	}
 	return owned
+}
+
+// defaultMade is set once tracker.Default() is known to have been made.
+var defaultMade atomic.Bool
+
+// defaultTracker is tracker.Default(), for a verification of it.
+func defaultTracker() *tracker.Tracker {
+	defaultMade.Store(true)
+	return tracker.Default()
+}
+
+// madeDefault returns tracker.Default() if something has made it, and nil
+// otherwise, without making it: a verification of another tracker must not
+// start the default tracker's poller, which would run for the rest of the
+// process, and a default tracker nobody made wraps nothing. Its poller
+// goroutine, which runs from then on under a name of its own, shows that it
+// was made. The goroutines are listed only when a socket is found that the
+// other trackers do not own, and only until the poller is seen; a listing
+// that misses it (it shows no stack while it runs on another thread) is made
+// up for by lastLookInDefault.
+func madeDefault() *tracker.Tracker {
+	if !defaultMade.Load() {
+		if !goroutineRuns(defaultPoller) {
+			return nil
+		}
+		defaultMade.Store(true)
+	}
+	return tracker.Default()
+}
+
+// lastLookInDefault takes out of socks, the unwrapped sockets a verification
+// is about to report, those that tracker.Default() owns, asking for it even
+// if the checks found no sign that something made it. If nothing had, it
+// owns nothing and the verification fails as it would have: the default
+// tracker is made here only on the way to a failure.
+func lastLookInDefault(verified *tracker.Tracker, socks []tracker.Socket) []tracker.Socket {
+	if len(socks) == 0 {
+		return socks
+	}
+	def := defaultTracker()
+	if def == verified {
+		return socks
+	}
+	owned := map[string]bool{}
+	addOwned(owned, def)
+	out := socks[:0]
+	for _, s := range socks {
+		if !owned[addrKey(s.LocalAddr, s.RemoteAddr)] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// goroutineRuns reports whether some goroutine's stack has the function.
+func goroutineRuns(fn string) bool {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return bytes.Contains(buf, []byte("\n"+fn+"("))
 }

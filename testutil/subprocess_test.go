@@ -31,9 +31,10 @@ type demo struct {
 // provide everything.
 func buildDemo(t *testing.T, dir string) *demo {
 	t.Helper()
+	// go test puts its own toolchain's bin first on the PATH of the test.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtimeGOROOT(), "bin", "go")
+		t.Skipf("no go command to build the demo with: %v", err)
 	}
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -275,6 +276,16 @@ func TestSubprocess(t *testing.T) {
 		assert.Contains(t, sockets, fmt.Sprintf("socket tcp %s -> %s, CLOSE_WAIT", unwrapped[1], unwrapped[2]))
 		assert.NotContains(t, sockets, wrapped[1]+" -> ", "the wrapped conn is reported with its stack, not as unwrapped")
 		assert.Contains(t, out, "conn opened at "+d.site("process-wrapped", "TestProcessSockets"))
+	})
+
+	t.Run("IgnoreCurrent and verifying another tracker start no default tracker", func(t *testing.T) {
+		t.Parallel()
+		// One process each: once made, the default tracker stays.
+		r := d.run(t, nil, "TestNoDefaultPoller")
+		assert.Equal(t, "pass", r.action["TestNoDefaultPoller"], r.raw)
+		assert.NotContains(t, r.raw, "connleak:")
+		r = d.run(t, nil, "TestDefaultPollerControl")
+		assert.Equal(t, "pass", r.action["TestDefaultPollerControl"], r.raw)
 	})
 
 	t.Run("VerifyTestMain passes a clean package that used the default tracker", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/connleak/connleak/tracker"
@@ -61,11 +62,12 @@ type logger interface {
 // started cannot be told apart, so for parallel tests give each test its own
 // tracker with NewTracker.
 //
-// Invalid options fail the test with a message naming the option; a nil t
-// is reported on standard error. VerifyNone never panics.
+// Invalid options fail the test with a message naming the option; a nil t,
+// or a nil *testing.T in t, is reported on standard error. VerifyNone never
+// panics.
 func VerifyNone(t TestingT, opts ...Option) {
-	if t == nil {
-		fmt.Fprintln(os.Stderr, "connleak/testutil: VerifyNone(nil): no test to report to; nothing was verified")
+	if isNil(t) {
+		fmt.Fprintf(os.Stderr, "connleak/testutil: VerifyNone(%s): no test to report to; nothing was verified\n", nilName(t))
 		return
 	}
 	if h, ok := t.(helper); ok {
@@ -74,7 +76,7 @@ func VerifyNone(t TestingT, opts ...Option) {
 	cfg := newConfig(opts)
 	s := scope{name: testName(t), attribute: true}
 	if !cfg.trackerSet {
-		cfg.tracker = tracker.Default()
+		cfg.tracker = defaultTracker()
 	}
 	verifyTest(t, cfg, s)
 }
@@ -86,12 +88,13 @@ func VerifyNone(t TestingT, opts ...Option) {
 // run in parallel, each with its own tracker, never blame each other.
 //
 // The tracker logs nothing (the test failure is the report) and polls every
-// second. WithTracker among opts is an error. A nil t is reported on
-// standard error, and the tracker returned is then not verified.
+// second. WithTracker among opts is an error. A nil t, or a nil *testing.T
+// in t, is reported on standard error, and the tracker returned is then not
+// verified.
 func NewTracker(t CleanupT, opts ...Option) *tracker.Tracker {
 	tr := tracker.New(tracker.WithLogger(nil))
-	if t == nil {
-		fmt.Fprintln(os.Stderr, "connleak/testutil: NewTracker(nil): no test to bind the tracker to; it will not be verified or closed")
+	if isNil(t) {
+		fmt.Fprintf(os.Stderr, "connleak/testutil: NewTracker(%s): no test to bind the tracker to; it will not be verified or closed\n", nilName(t))
 		return tr
 	}
 	if h, ok := t.(helper); ok {
@@ -128,14 +131,15 @@ func NewTracker(t CleanupT, opts ...Option) *tracker.Tracker {
 //		testutil.VerifyTestMain(m, testutil.WithGoroutines())
 //	}
 //
-// A nil m is reported on standard error and exits with code 2.
+// A nil m, or a nil *testing.M in m, is reported on standard error and exits
+// with code 2.
 func VerifyTestMain(m TestingM, opts ...Option) {
 	os.Exit(verifyMain(m, os.Stderr, opts))
 }
 
 func verifyMain(m TestingM, w io.Writer, opts []Option) int {
-	if m == nil {
-		fmt.Fprintln(w, "connleak/testutil: VerifyTestMain(nil): no tests to run")
+	if isNil(m) {
+		fmt.Fprintf(w, "connleak/testutil: VerifyTestMain(%s): no tests to run\n", nilName(m))
 		return 2
 	}
 	code := m.Run()
@@ -144,7 +148,7 @@ func verifyMain(m TestingM, w io.Writer, opts []Option) int {
 	}
 	cfg := newConfig(opts)
 	if !cfg.trackerSet {
-		cfg.tracker = tracker.Default()
+		cfg.tracker = defaultTracker()
 	}
 	r := &mainReporter{w: w}
 	verifyTest(r, cfg, scope{main: true})
@@ -175,6 +179,29 @@ func (r *mainReporter) Logf(format string, args ...any) {
 		msg += "\n"
 	}
 	fmt.Fprint(r.w, msg)
+}
+
+// isNil reports whether v is nil or holds a nil pointer, map, slice, channel
+// or function: `var t *testing.T` passed as a TestingT is not == nil, and its
+// methods would panic.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// nilName is how a message names the nil it was given: "nil", or
+// "(*testing.T)(nil)".
+func nilName(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("(%T)(nil)", v)
 }
 
 func testName(t TestingT) string {

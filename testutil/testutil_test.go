@@ -2,10 +2,15 @@ package testutil_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"net"
+	"os"
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,6 +133,57 @@ func TestBadInputFailsWithMessagesNotPanics(t *testing.T) {
 	})
 }
 
+// A nil *testing.T, *testing.B or *testing.M, which is not == nil once it is
+// in an interface, is reported on standard error as nil is, and nothing
+// panics.
+func TestTypedNilReportedNotPanics(t *testing.T) {
+	var nt *testing.T
+	var nb *testing.B
+	var nm *testing.M
+	stderr := captureStderr(t, func() {
+		assert.NotPanics(t, func() { testutil.VerifyNone(nt) })
+		assert.NotPanics(t, func() { testutil.VerifyNone(nb, testutil.WithGoroutines()) })
+		assert.NotPanics(t, func() {
+			tr := testutil.NewTracker(nt)
+			require.NotNil(t, tr)
+			tr.Close()
+		})
+		assert.NotPanics(t, func() { testutil.VerifyNone(nil) })
+	})
+	assert.Contains(t, stderr, "connleak/testutil: VerifyNone((*testing.T)(nil)): no test to report to; nothing was verified\n")
+	assert.Contains(t, stderr, "connleak/testutil: VerifyNone((*testing.B)(nil)): no test to report to")
+	assert.Contains(t, stderr, "connleak/testutil: NewTracker((*testing.T)(nil)): no test to bind the tracker to")
+	assert.Contains(t, stderr, "connleak/testutil: VerifyNone(nil): no test to report to")
+
+	var out bytes.Buffer
+	code := 0
+	assert.NotPanics(t, func() { code = testutil.VerifyMainForTest(nm, &out) })
+	assert.Equal(t, 2, code)
+	assert.Equal(t, "connleak/testutil: VerifyTestMain((*testing.M)(nil)): no tests to run\n", out.String())
+}
+
+// captureStderr returns what f wrote to os.Stderr.
+func captureStderr(t *testing.T, f func()) string {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	done := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	saved := os.Stderr
+	os.Stderr = w
+	func() {
+		defer func() {
+			os.Stderr = saved
+			w.Close()
+		}()
+		f()
+	}()
+	return <-done
+}
+
 type cleanupRecorder struct {
 	*recorder
 	t *testing.T
@@ -248,9 +304,11 @@ func dropConn(t *testing.T, tr *tracker.Tracker, addr string) {
 	dial(t, tr, addr).Write([]byte("x"))
 }
 
-// The goroutine check shares the one timeout: a leaked goroutine fails after
-// goleak's own retries (about 0.43 s), not after repeated rounds of them; a
-// goroutine that exits within a longer timeout passes.
+// The goroutine check shares the one timeout: with a short one, a leaked
+// goroutine fails after one call of goleak (with its own retries), not after
+// repeated rounds of them; with a longer one, goleak is called again while a
+// call fits in the time left, and the wait ends before the deadline is
+// overrun by a call; a goroutine that exits within the timeout passes.
 func TestGoroutinesShareTheTimeout(t *testing.T) {
 	tr := newTracker(t)
 	stop := make(chan struct{})
@@ -259,9 +317,20 @@ func TestGoroutinesShareTheTimeout(t *testing.T) {
 	start := time.Now()
 	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(100*time.Millisecond), testutil.WithGoroutines())
 	took := time.Since(start)
-	close(stop)
+	assert.Contains(t, rec.text(), "left leaked goroutines")
+	assert.Contains(t, rec.text(), "\ngoroutines still running (goleak):\n")
 	assert.Contains(t, rec.text(), "testutil_test.blockedWorker")
 	assert.Less(t, took, 900*time.Millisecond)
+
+	const timeout = time.Second
+	rec = &recorder{name: t.Name()}
+	start = time.Now()
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(timeout), testutil.WithGoroutines())
+	took = time.Since(start)
+	close(stop)
+	assert.Contains(t, rec.text(), "testutil_test.blockedWorker")
+	assert.GreaterOrEqual(t, took, timeout/2, "a call that fits in the time left is made")
+	assert.Less(t, took, timeout+300*time.Millisecond, "no call is started that would overrun the timeout")
 
 	later := make(chan struct{})
 	go blockedWorker(later)
@@ -290,6 +359,29 @@ func TestGoroutinesShareTheTimeout(t *testing.T) {
 }
 
 func blockedWorker(stop chan struct{}) { <-stop }
+
+// A refusal of goleak's options is told from goroutines goleak found by what
+// goleak does with the options, not by its message: with a goroutine leaked,
+// options goleak accepts are no refusal, and goleak.Cleanup, which goleak.Find
+// refuses, is one, with or without the leaked goroutine.
+func TestGoleakRefusalToldWithoutItsText(t *testing.T) {
+	stop := make(chan struct{})
+	go blockedWorker(stop)
+	accepted := []goleak.Option{testutil.IgnoreDefaultPoller()}
+	require.Error(t, goleak.Find(accepted...), "goleak finds the worker")
+	assert.False(t, testutil.Refused(accepted...), "goroutines found are no refusal")
+	cleanup := append(accepted, goleak.Cleanup(func(int) {}))
+	assert.True(t, testutil.Refused(cleanup...))
+
+	rec := &recorder{name: t.Name()}
+	tr := newTracker(t)
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0),
+		testutil.WithGoroutines(goleak.Cleanup(func(int) {})))
+	close(stop)
+	assert.Contains(t, rec.text(), "left a failed goroutine check")
+	assert.NotContains(t, rec.text(), "goroutines still running")
+	assert.True(t, testutil.Refused(cleanup...), "with no goroutine left, still a refusal")
+}
 
 // fakeM is a TestingM whose tests do what run says.
 type fakeM struct{ run func() int }
@@ -362,6 +454,95 @@ func TestProcessSocketsUnsupportedNote(t *testing.T) {
 	assert.Contains(t, strings.Join(rec.logs, "\n"), "WithProcessSockets skipped")
 }
 
+// With IgnoreCurrent and WithProcessSockets, the unwrapped sockets open when
+// WithProcessSockets was called are ignored and those opened after it are
+// reported; without IgnoreCurrent, all are.
+func TestIgnoreCurrentWithProcessSockets(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep is supported on Linux")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	plainPair := func() net.Conn { // never wrapped
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close(); s.Close() })
+		return c
+	}
+	before := plainPair()
+	ignore := []testutil.Option{testutil.IgnoreCurrent(), testutil.WithProcessSockets()}
+	after := plainPair()
+	tr := newTracker(t)
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, append(ignore, testutil.WithTracker(tr), testutil.WithTimeout(0))...)
+	out := rec.text()
+	t.Log(out)
+	assert.Contains(t, out, "socket tcp "+after.LocalAddr().String()+" -> ")
+	assert.Contains(t, out, " -> "+after.LocalAddr().String()+", ESTABLISHED", "the accepted side")
+	assert.NotContains(t, out, before.LocalAddr().String())
+	assert.NotContains(t, out, "socket tcp "+ln.Addr().String()+",", "the listener was open before")
+
+	rec = &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithProcessSockets(), testutil.WithTracker(tr), testutil.WithTimeout(0))
+	assert.Contains(t, rec.text(), before.LocalAddr().String(), "without IgnoreCurrent nothing is ignored")
+	assert.Contains(t, rec.text(), after.LocalAddr().String())
+}
+
+// Verifying another tracker, the sweep leaves to tracker.Default() the
+// sockets its wrappers own.
+func TestProcessSocketsLeavesDefaultsSockets(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep is supported on Linux")
+	}
+	def := tracker.Default()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln = def.WrapListener(ln)
+	defer ln.Close()
+	ignore := []testutil.Option{testutil.IgnoreCurrent(), testutil.WithProcessSockets()}
+	c, err := def.WrapDialer(nil)(context.Background(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, append(ignore, testutil.WithTracker(newTracker(t)), testutil.WithTimeout(0))...)
+	assert.False(t, rec.failed(), rec.text())
+}
+
+// The baseline knows sockets by cookie: a socket opened after it on the
+// descriptor numbers, and with the addresses, of one in it is reported.
+func TestProcessSocketsBaselineByCookie(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process sweep is supported on Linux")
+	}
+	old, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	ignore := []testutil.Option{testutil.IgnoreCurrent(), testutil.WithProcessSockets()}
+	syscall.Close(old[0])
+	syscall.Close(old[1])
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	if fds != old {
+		t.Skipf("the new pair has descriptors %v, not the old pair's %v", fds, old)
+	}
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, append(ignore, testutil.WithTracker(newTracker(t)), testutil.WithTimeout(0))...)
+	t.Log(rec.text())
+	for _, fd := range fds {
+		assert.Regexp(t, fmt.Sprintf(`\n    socket unix[^\n]* \(fd %d\)\n`, fd), rec.text()+"\n")
+	}
+}
+
 // A tracker made with tracker.New and never closed leaves its poller
 // running: the goroutine check reports it, while the poller of
 // tracker.Default(), which lives as long as the process, is never reported.
@@ -373,4 +554,20 @@ func TestForgottenTrackerPollerIsReported(t *testing.T) {
 	require.NoError(t, forgotten.Close())
 	assert.Contains(t, rec.text(), "tracker.(*Tracker).run")
 	assert.NotContains(t, rec.text(), "runProcessWide")
+}
+
+// With the poller of tracker.Default() running, goleak passes with
+// IgnoreDefaultPoller and fails without it, on that goroutine.
+func TestIgnoreDefaultPoller(t *testing.T) {
+	_ = tracker.Default()
+	err := goleak.Find()
+	require.Error(t, err, "goleak must see the default tracker's poller")
+	assert.ErrorContains(t, err, "tracker.(*Tracker).runProcessWide")
+	assert.NoError(t, goleak.Find(testutil.IgnoreDefaultPoller()))
+
+	// Only that poller: one of a tracker made with New is still found.
+	forgotten := tracker.New(tracker.WithLogger(nil))
+	err = goleak.Find(testutil.IgnoreDefaultPoller())
+	require.NoError(t, forgotten.Close())
+	assert.ErrorContains(t, err, "tracker.(*Tracker).run")
 }

@@ -23,14 +23,22 @@ type findings struct {
 	open       []tracker.Resource
 	collected  []tracker.Leak
 	sockets    []tracker.Socket
-	goroutines error
+	goroutines goroutineResult
 	notes      []string
 	waited     time.Duration
 	timeout    time.Duration
 }
 
 func (f *findings) empty() bool {
-	return len(f.open) == 0 && len(f.collected) == 0 && len(f.sockets) == 0 && f.goroutines == nil
+	return len(f.open) == 0 && len(f.collected) == 0 && len(f.sockets) == 0 && f.goroutines == (goroutineResult{})
+}
+
+// goroutineResult is what the goroutine check found: goleak's report of the
+// goroutines still running, or its refusal of the options it was given. Both
+// are nil when the check passed.
+type goroutineResult struct {
+	leaked  error
+	refused error
 }
 
 // Backoff between checks: from minBackoff, doubling, at most maxBackoff.
@@ -91,9 +99,9 @@ func fillStates(tr *tracker.Tracker, open []tracker.Resource) {
 func verify(cfg *config, s scope) *findings {
 	start := time.Now()
 	deadline := start.Add(cfg.timeout)
-	var gch chan error
+	var gch chan goroutineResult
 	if cfg.goroutines {
-		gch = make(chan error, 1)
+		gch = make(chan goroutineResult, 1)
 		go goleakFind(gch, deadline, cfg.goleakOptions())
 	}
 	var f *findings
@@ -108,6 +116,7 @@ func verify(cfg *config, s scope) *findings {
 		time.Sleep(min(backoff, deadline.Sub(now)))
 		backoff = min(2*backoff, maxBackoff)
 	}
+	f.sockets = lastLookInDefault(cfg.tracker, f.sockets)
 	if gch != nil {
 		f.goroutines = <-gch
 	}
@@ -115,21 +124,55 @@ func verify(cfg *config, s scope) *findings {
 	return f
 }
 
-// goleakFind runs goleak until it finds no leaked goroutine or the deadline
-// has passed. A failing goleak.Find retries on its own for about 0.43 s
-// before it returns, so it is called again only while there is time left for
-// another whole call: the wait ends near the deadline, not a call later.
-func goleakFind(ch chan<- error, deadline time.Time, opts []goleak.Option) {
+// goleakFind runs goleak until it finds no leaked goroutine or there is no
+// time left for another call, and sends what the last call found.
+//
+// A goleak.Find that finds goroutines returns only after retrying on a
+// schedule of its own, which the goleak this module requires has no option to
+// shorten. So the loop measures each call and calls again only while the time
+// left holds another call as long as the last one: the wait ends near the
+// deadline, not a call later, however long goleak's retries take. The first
+// call still runs its retries in full, even past a shorter timeout.
+func goleakFind(ch chan<- goroutineResult, deadline time.Time, opts []goleak.Option) {
+	validated := false
 	for {
 		start := time.Now()
 		err := goleak.Find(opts...)
-		now := time.Now()
-		refused := err != nil && !strings.HasPrefix(err.Error(), "found unexpected goroutines")
-		if err == nil || refused || deadline.Sub(now) < now.Sub(start) {
-			ch <- err
+		took := time.Since(start)
+		if err == nil {
+			ch <- goroutineResult{}
+			return
+		}
+		if !validated {
+			if refused(opts) {
+				ch <- goroutineResult{refused: err}
+				return
+			}
+			validated = true
+		}
+		if time.Until(deadline) < took {
+			ch <- goroutineResult{leaked: err}
 			return
 		}
 	}
+}
+
+// refused reports whether goleak refuses opts, as opposed to having found
+// goroutines with them, without reading its error's text, whose wording is
+// goleak's to change. goleak decides on its options before it looks at a
+// single goroutine, so the same options plus goleak.IgnoreCurrent(), a
+// snapshot of every goroutine running now, are refused just the same; while
+// with the snapshot the only goroutine left to find is one started in the
+// instant between the snapshot and the call that then outlives goleak's
+// retries. Such a goroutine would have to turn up twice in a row, so a
+// refusal must be seen twice; a refusal returns at once both times.
+func refused(opts []goleak.Option) bool {
+	for range 2 {
+		if goleak.Find(append(slices.Clip(opts), goleak.IgnoreCurrent())...) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Functions whose goroutines the goroutine check never reports: testutil's
@@ -140,10 +183,10 @@ func goleakFind(ch chan<- error, deadline time.Time, opts []goleak.Option) {
 // reported, since that is a leak, unless the tracker verified is one given
 // by WithTracker: it is still open while it is verified, and goleak cannot
 // tell one tracker's poller from another's.
-var goleakIgnored = []string{
-	"github.com/connleak/connleak/testutil.verify",
-	"github.com/connleak/connleak/testutil.goleakFind",
-	"github.com/connleak/connleak/tracker.(*Tracker).runProcessWide",
+var goleakIgnored = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/connleak/connleak/testutil.verify"),
+	goleak.IgnoreAnyFunction("github.com/connleak/connleak/testutil.goleakFind"),
+	IgnoreDefaultPoller(),
 }
 
 const trackerPoller = "github.com/connleak/connleak/tracker.(*Tracker).run"
@@ -151,9 +194,7 @@ const trackerPoller = "github.com/connleak/connleak/tracker.(*Tracker).run"
 func (c *config) goleakOptions() []goleak.Option {
 	opts := slices.Clone(c.goleakOpts)
 	opts = append(opts, c.goleakBase...)
-	for _, fn := range goleakIgnored {
-		opts = append(opts, goleak.IgnoreAnyFunction(fn))
-	}
+	opts = append(opts, goleakIgnored...)
 	if c.trackerSet {
 		opts = append(opts, goleak.IgnoreAnyFunction(trackerPoller))
 	}
