@@ -3,13 +3,13 @@
 package tracker
 
 import (
-	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"

@@ -1,16 +1,14 @@
 package tracker
 
 import (
-	"bytes"
 	"context"
-	"github.com/connleak/connleak/internal/sock"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -144,30 +142,4 @@ func TestHealthSetsLogLevel(t *testing.T) {
 	lines = h.lines()
 	assert.Contains(t, lines, "ERROR connleak: leak")
 	assert.Contains(t, lines, "ERROR connleak: health critical")
-}
-
-func TestWriteReport(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no socket probe on windows")
-	}
-	tr, _ := newTestTracker(t, WithThresholds(Thresholds{CloseWaitWarning: 1}))
-	for range 3 {
-		dialPair(t, tr)
-	}
-	peerClose(t, tr, 2)
-	tr.Poll()
-	var b bytes.Buffer
-	require.NoError(t, tr.WriteReport(&b))
-	out := b.String()
-	t.Log(out)
-	assert.Contains(t, out, "health warning\n  - 2 connections in CLOSE_WAIT: more than 1\n")
-	assert.Contains(t, out, "\nleaks: 2\n2 leaks of conn: peer closed, never closed here\n")
-	assert.Contains(t, out, "\nopen: 5\n")
-	assert.Contains(t, out, "(3 active)\n")
-	assert.Contains(t, out, "(2 peer-closed)\n")
-	assert.True(t, strings.Contains(out, "helpers_test.go"), "groups name the user's line")
-	if runtime.GOOS == "linux" {
-		assert.Contains(t, out, "\nprocess sockets not tracked: ")
-		assert.Contains(t, out, "tcp LISTEN\n")
-	}
 }

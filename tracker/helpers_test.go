@@ -1,13 +1,13 @@
 package tracker
 
 import (
-	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/stretchr/testify/require"
 )
 
@@ -148,3 +148,13 @@ func socketOf(c net.Conn, network string) sock.Handle {
 	h.Describe(c, network)
 	return h
 }
+
+// withSweepOnly makes the tracker probe every socket on every tick, as
+// systems without the epoll engine do: the baseline the benchmarks compare
+// against.
+func withSweepOnly() Option {
+	return optionFunc(func(c *config) error { c.sweepOnly = true; return nil })
+}
+
+// idOf returns the record id of a tracked connection: its Resource.ID.
+func idOf(c net.Conn) uint64 { return c.(trackedConn).tracked().id }

@@ -3,7 +3,6 @@ package tracker
 import (
 	"bufio"
 	"fmt"
-	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connleak/connleak/internal/sock"
 )
 
 // scaleConns is the number of tracked connections of the scale benchmarks.

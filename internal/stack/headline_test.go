@@ -59,7 +59,7 @@ func TestFind(t *testing.T) {
 	}
 	assert.Equal(t, Headline{User: -1, Library: "github.com/jackc/puddle"}, Find(puddle))
 
-	// As the real clients dial (tracker's site_clients_test.go): pgxpool
+	// As the real clients dial (tracker's stack_clients_test.go): pgxpool
 	// filling MinConns, and go-redis filling a command's miss.
 	pgxpoolFill := []Frame{
 		frame("github.com/jackc/pgx/v5/pgconn.connectOne", "pgconn.go"),

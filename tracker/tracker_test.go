@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"github.com/connleak/connleak/internal/sock"
 	"io"
 	"net"
 	"runtime"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connleak/connleak/internal/sock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,7 +58,7 @@ func TestPeerCloseSeenByRead(t *testing.T) {
 	assert.False(t, open[0].PeerClosedAt.IsZero())
 	seen := open[0].PeerCloseSeenStack.Site()
 	assert.Equal(t, "github.com/connleak/connleak/tracker.TestPeerCloseSeenByRead", seen.Function)
-	assert.Contains(t, seen.File, "detect_test.go")
+	assert.Contains(t, seen.File, "tracker_test.go")
 	assert.Empty(t, tr.Leaks(), "inside the grace period nothing is leaked")
 }
 
@@ -122,7 +122,7 @@ func TestHalfCloseReplyIsNotALeak(t *testing.T) {
 	// The reply is done but the handler forgot to Close: after the grace
 	// period, that is a leak.
 	require.True(t, pollUntil(t, tr, 10*grace, func() bool { return len(log.Leaks()) == 1 }))
-	assert.Contains(t, log.Leaks()[0].Site().File, "detect_test.go")
+	assert.Contains(t, log.Leaks()[0].Site().File, "tracker_test.go")
 }
 
 // A listener has no peer: it is never judged peer-closed, however long it
@@ -218,36 +218,6 @@ func dropConn(t *testing.T, tr *Tracker, addr string) {
 	require.NoError(t, err)
 	_, err = c.Write([]byte("x"))
 	require.NoError(t, err)
-}
-
-// A Handle dropped without Close is reported collected too.
-func TestHandleCollected(t *testing.T) {
-	tr, log := newTestTracker(t)
-	func() { _ = tr.Track("body", TrackLabel("GET /orders")) }()
-	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool { runtime.GC(); return len(log.Leaks()) > 0 }))
-	l := log.Leaks()[0]
-	assert.Equal(t, Kind("body"), l.Kind)
-	assert.Equal(t, ReasonCollected, l.Reason)
-	assert.Equal(t, "GET /orders", l.Label)
-}
-
-// Handles of a kind with a hold limit are reported once held past it.
-func TestHoldLimit(t *testing.T) {
-	tr, log := newTestTracker(t, WithHoldLimit("tx", 30*time.Millisecond))
-	h := tr.Track("tx", TrackAddrs("tcp", "", "127.0.0.1:5432"))
-	other := tr.Track("rows") // no limit for this kind
-	defer other.Close()
-	tr.Poll()
-	assert.Empty(t, log.Leaks())
-	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
-	l := log.Leaks()[0]
-	assert.Equal(t, ReasonHeldTooLong, l.Reason)
-	assert.Equal(t, h.ID(), l.ID)
-	assert.GreaterOrEqual(t, l.For, 30*time.Millisecond)
-	h.Close()
-	h.Close() // idempotent
-	tr.Poll()
-	assert.Len(t, log.Resolved(), 1)
 }
 
 // The background poller finds a leak without anyone calling Poll.

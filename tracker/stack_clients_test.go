@@ -139,7 +139,7 @@ func checkLine(t *testing.T, r tracker.Resource, line int) {
 	t.Helper()
 	checkWhole(t, r)
 	site := r.Site()
-	assert.Equal(t, "site_clients_test.go", baseName(site.File), "the stack:\n%s", r.Stack)
+	assert.Equal(t, "stack_clients_test.go", baseName(site.File), "the stack:\n%s", r.Stack)
 	assert.Equal(t, line, site.Line, "the stack:\n%s", r.Stack)
 	assert.Empty(t, site.Goroutine)
 	report := tracker.Leak{Resource: r, Reason: tracker.ReasonPeerClosed}.String()
