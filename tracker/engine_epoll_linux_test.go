@@ -93,24 +93,6 @@ func TestEpollSeesReset(t *testing.T) {
 	assert.Equal(t, "CLOSE", log.Leaks()[0].SocketState)
 }
 
-// waitCollected drops nothing itself: it runs the collector until the
-// tracker has queued n collected records.
-func waitCollected(t *testing.T, tr *Tracker, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		runtime.GC()
-		tr.pendMu.Lock()
-		got := len(tr.pending)
-		tr.pendMu.Unlock()
-		if got >= n {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "the wrapper was not collected")
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func hasLeak(log *leakLog, id uint64, reason Reason) bool {
 	for _, l := range log.Leaks() {
 		if l.ID == id && l.Reason == reason {
