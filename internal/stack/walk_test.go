@@ -98,6 +98,60 @@ func TestWalkedCaptureMatchesRuntimeCallers(t *testing.T) {
 	}
 }
 
+// site captures through st and asks runtime.Callers for the same skip and
+// depth, both from one line: with skip 0 the innermost frame of both is this
+// line, and every frame above it is the same return address.
+//
+//go:noinline
+func site(st *Table, skip, depth int) (*Entry, []uintptr) {
+	return st.Capture(skip, depth), callersAt(skip, depth)
+}
+
+//go:noinline
+func callersAt(skip, depth int) []uintptr {
+	buf := make([]uintptr, depth)
+	return buf[:runtime.Callers(skip+2, buf)] // +runtime.Callers, +callersAt: skip 0 is site
+}
+
+type faulty struct{ n int }
+
+// loadLeaf keeps no frame: it saves no frame pointer and pushes no return
+// address of its own.
+//
+//go:noinline
+func loadLeaf(p *faulty) int { return p.n }
+
+// A fault injects a call to runtime.sigpanic into the faulting function. When
+// that function keeps no frame, the frame-pointer chain goes from sigpanic's
+// frame straight to its caller's caller: the line that called it is on the
+// stack only where runtime.Callers looks. The walk must stop at sigpanic, or
+// two lines that fault the same way would share the first one's stack.
+func TestCaptureAfterAFaultInAFramelessFunction(t *testing.T) {
+	st := NewTable()
+	at := func() (*Entry, []uintptr) { return site(st, 0, 32) }
+	var got [2]*Entry
+	var want [2][]uintptr
+	for i := range got {
+		func() {
+			defer func() {
+				recover()
+				got[i], want[i] = at()
+			}()
+			if i == 0 {
+				loadLeaf(nil)
+			} else {
+				loadLeaf(nil) // another line of the same function
+			}
+		}()
+	}
+	for i := range got {
+		require.NotNil(t, got[i])
+		assert.Equal(t, framesOf(want[i]), framesOf(got[i].pcs))
+	}
+	assert.NotSame(t, got[0], got[1])
+	assert.Zero(t, walkedKeys(st), "the walk refuses a stack with a signal's frame")
+}
+
 func walkedKeys(st *Table) int {
 	n := 0
 	for i := range st.shards {
