@@ -338,19 +338,24 @@ func TestGenericInstantiationsAtOneSite(t *testing.T) {
 	}
 }
 
-// forgetEntry does what Sweep does to an unused entry, and only that: Sweep
-// visits the shards in turn, so a walked key in a shard it has passed keeps
-// pointing to an entry forgotten in a later one until the next sweep.
-func forgetEntry(t *testing.T, st *Table, e *Entry) {
+// forget does to an entry what Sweep does to an unused one, and only that,
+// without Sweep's scan of the whole table. It reports whether the entry was
+// unused.
+func forget(st *Table, e *Entry) bool {
 	sh := &st.shards[e.hash%shards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	require.True(t, e.refs.CompareAndSwap(0, sweptRefs))
+	if !e.refs.CompareAndSwap(0, sweptRefs) {
+		return false
+	}
 	delete(sh.m, e.hash)
+	return true
 }
 
 // A walked key whose stack has been forgotten is not a hit: the capture
-// interns the stack afresh and the key then leads to the new entry.
+// interns the stack afresh and the key then leads to the new entry. Sweep
+// visits the shards in turn, so a walked key in a shard it has passed keeps
+// pointing to an entry forgotten in a later one until the next sweep.
 func TestWalkedKeyOfAForgottenStack(t *testing.T) {
 	if !walkEnabled {
 		t.Skip("no frame walk on " + runtime.GOARCH)
@@ -364,7 +369,7 @@ func TestWalkedKeyOfAForgottenStack(t *testing.T) {
 		callers[i] = st.callers.Load()
 		if i == 0 {
 			st.Release(got[0])
-			forgetEntry(t, st, got[0])
+			require.True(t, forget(st, got[0]))
 		}
 	}
 	assert.Negative(t, got[0].Refs(), "never handed out again")
