@@ -202,6 +202,15 @@ var captureCases = []struct {
 		<-done
 		return e, w
 	}},
+	{name: "deferred call run by runtime.Goexit", depth: 32, path: func(at func() (*Entry, []uintptr)) (e *Entry, w []uintptr) {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer func() { e, w = at() }()
+			runtime.Goexit()
+		})
+		wg.Wait()
+		return e, w
+	}},
 	{name: "reflect.Value.Call", depth: 32, path: func(at func() (*Entry, []uintptr)) (*Entry, []uintptr) {
 		out := reflect.ValueOf(capturer.method).Call([]reflect.Value{reflect.ValueOf(capturer{}), reflect.ValueOf(at)})
 		return out[0].Interface().(*Entry), out[1].Interface().([]uintptr)
