@@ -170,14 +170,15 @@ func (st *Table) intern(pcs []uintptr) *Entry {
 	sh := &st.shards[h%shards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[h]; ok && equalPCs(e.pcs, pcs) {
+	old, taken := sh.m[h]
+	if taken && equalPCs(old.pcs, pcs) {
 		// Entries in m are never swept: Sweep removes them under this lock.
-		e.refs.Add(1)
-		return e
+		old.refs.Add(1)
+		return old
 	}
 	e := &Entry{hash: h, pcs: append([]uintptr(nil), pcs...)}
 	e.refs.Store(1)
-	if _, taken := sh.m[h]; !taken {
+	if !taken { // else another stack has the hash: this one stays out of the table
 		sh.m[h] = e
 		st.added.Add(1)
 	}

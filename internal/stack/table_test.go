@@ -51,3 +51,20 @@ func TestReleasedEntryIsNotHandedOutAfterSweep(t *testing.T) {
 	assert.NotSame(t, e, e2)
 	assert.Equal(t, int64(1), e2.Refs())
 }
+
+// A stack whose hash another stack holds in the table gets an entry of its
+// own, every time, outside the table; the holder is left alone.
+func TestInternHashCollision(t *testing.T) {
+	st := NewTable()
+	a := st.intern([]uintptr{1, 2})
+	b := []uintptr{3, 4}
+	h := st.hashPCs(b)
+	st.shards[h%shards].m[h] = a // as if a hashed like b
+	got := st.intern(b)
+	again := st.intern(b)
+	assert.Equal(t, b, got.PCs())
+	assert.NotSame(t, a, got)
+	assert.NotSame(t, got, again)
+	assert.Equal(t, int64(1), a.Refs())
+	assert.Same(t, a, st.shards[h%shards].m[h])
+}
