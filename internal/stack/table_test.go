@@ -68,3 +68,20 @@ func TestInternHashCollision(t *testing.T) {
 	assert.Equal(t, int64(1), a.Refs())
 	assert.Same(t, a, st.shards[h%shards].m[h])
 }
+
+// A capture never sweeps, however many unused stacks the table holds: they
+// stay until the poller's MaybeSweep, and the capture's cost does not depend
+// on them.
+func TestCaptureLeavesUnusedStacksToTheSweep(t *testing.T) {
+	st := NewTable()
+	const unused = shards * 2 * minSweep // thousands per shard for a capture to find, if it swept
+	for k := range unused {
+		st.Release(st.intern([]uintptr{uintptr(k) + 1}))
+	}
+	e := st.Capture(0, 32)
+	require.NotNil(t, e)
+	assert.Equal(t, unused+1, st.Size())
+	st.Release(e)
+	st.MaybeSweep()
+	assert.Zero(t, st.Size())
+}
