@@ -61,8 +61,8 @@ func pathNoCaptureB(i uint, level int) int { return pathNoCapture(i, level) + 2 
 // walked key that leads to it, for a made-up stack k and without
 // runtime.Callers, so that a table can be filled with many sites quickly.
 func addSite(st *Table, k int) *Entry {
-	e := st.intern([]uintptr{uintptr(k) + 1, 1 << 40})
-	frames := []uintptr{uintptr(k) + 1, 2 << 40}
+	e := st.intern([]uintptr{uintptr(k) + 1, 1 << 30})
+	frames := []uintptr{uintptr(k) + 1, 2 << 30}
 	h := st.hashPCs(frames) ^ uint64(benchDepth)<<52
 	sh := &st.shards[h%shards]
 	sh.mu.Lock()
@@ -186,7 +186,7 @@ func BenchmarkInternMiss(b *testing.B) {
 	for _, held := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprint("held=", held), func(b *testing.B) {
 			st := filledTable(held)
-			pcs := []uintptr{0, 3 << 40}
+			pcs := []uintptr{0, 3 << 29}
 			added := make([]*Entry, 0, batch)
 			b.ReportAllocs()
 			b.ResetTimer()
