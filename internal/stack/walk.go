@@ -113,12 +113,13 @@ func classifyPCSlow(pc uintptr) pcClass {
 	if f == nil {
 		return pcUnknown
 	}
-	// The frame that holds a return address is the outermost function at
-	// it, which begins at f.Entry; f itself is named after the innermost.
-	// The runtime inlines into sigpanic the panicmem it calls: named so, a
-	// signal's frame passed for an ordinary one, and the walk went on past
-	// the faulting function, which keeps no frame pointer when it is a leaf
-	// and so hides its caller's return address.
+	// The frame a return address leads to is that of the outermost function
+	// at the address, which begins at f.Entry; f is named after the
+	// innermost, inlined there. The runtime inlines into sigpanic the
+	// panicmem it calls: by that name, a signal's frame passed for an
+	// ordinary one, and the walk went on past the faulting function, which
+	// keeps no frame pointer when it is a leaf and so hides its caller's
+	// return address.
 	outer := runtime.FuncForPC(f.Entry())
 	if outer == nil {
 		return pcUnknown
