@@ -65,6 +65,10 @@ type Table struct {
 	// sweepAt is how many make the next one worth its cost.
 	added   atomic.Int64
 	sweepAt atomic.Int64
+	// callers counts the captures that ran runtime.Callers: the tests tell
+	// a walked hit from a miss by it. A miss costs microseconds, so the add
+	// is noise there.
+	callers atomic.Int64
 	shards  [shards]struct {
 		mu     sync.Mutex
 		m      map[uint64]*Entry // by the hash of the logical stack
@@ -149,6 +153,7 @@ func (st *Table) captureLogical(skip, depth int) *Entry {
 		buf = make([]uintptr, depth)
 	}
 	n := runtime.Callers(skip+2, buf[:depth])
+	st.callers.Add(1)
 	return st.intern(buf[:n])
 }
 
@@ -165,14 +170,15 @@ func (st *Table) intern(pcs []uintptr) *Entry {
 	sh := &st.shards[h%shards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[h]; ok && equalPCs(e.pcs, pcs) {
+	old, taken := sh.m[h]
+	if taken && equalPCs(old.pcs, pcs) {
 		// Entries in m are never swept: Sweep removes them under this lock.
-		e.refs.Add(1)
-		return e
+		old.refs.Add(1)
+		return old
 	}
 	e := &Entry{hash: h, pcs: append([]uintptr(nil), pcs...)}
 	e.refs.Store(1)
-	if _, taken := sh.m[h]; !taken {
+	if !taken { // else another stack has the hash: this one stays out of the table
 		sh.m[h] = e
 		st.added.Add(1)
 	}

@@ -51,3 +51,37 @@ func TestReleasedEntryIsNotHandedOutAfterSweep(t *testing.T) {
 	assert.NotSame(t, e, e2)
 	assert.Equal(t, int64(1), e2.Refs())
 }
+
+// A stack whose hash another stack holds in the table gets an entry of its
+// own, every time, outside the table; the holder is left alone.
+func TestInternHashCollision(t *testing.T) {
+	st := NewTable()
+	a := st.intern([]uintptr{1, 2})
+	b := []uintptr{3, 4}
+	h := st.hashPCs(b)
+	st.shards[h%shards].m[h] = a // as if a hashed like b
+	got := st.intern(b)
+	again := st.intern(b)
+	assert.Equal(t, b, got.PCs())
+	assert.NotSame(t, a, got)
+	assert.NotSame(t, got, again)
+	assert.Equal(t, int64(1), a.Refs())
+	assert.Same(t, a, st.shards[h%shards].m[h])
+}
+
+// A capture never sweeps, however many unused stacks the table holds: they
+// stay until the poller's MaybeSweep, and the capture's cost does not depend
+// on them.
+func TestCaptureLeavesUnusedStacksToTheSweep(t *testing.T) {
+	st := NewTable()
+	const unused = shards * 2 * minSweep // thousands per shard for a capture to find, if it swept
+	for k := range unused {
+		st.Release(st.intern([]uintptr{uintptr(k) + 1}))
+	}
+	e := st.Capture(0, 32)
+	require.NotNil(t, e)
+	assert.Equal(t, unused+1, st.Size())
+	st.Release(e)
+	st.MaybeSweep()
+	assert.Zero(t, st.Size())
+}

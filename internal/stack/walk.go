@@ -113,7 +113,18 @@ func classifyPCSlow(pc uintptr) pcClass {
 	if f == nil {
 		return pcUnknown
 	}
-	return classifyFunc(f.Name())
+	// The frame a return address leads to is that of the outermost function
+	// at the address, which begins at f.Entry; f is named after the
+	// innermost, inlined there. The runtime inlines into sigpanic the
+	// panicmem it calls: by that name, a signal's frame passed for an
+	// ordinary one, and the walk went on past the faulting function, which
+	// keeps no frame pointer when it is a leaf and so hides its caller's
+	// return address.
+	outer := runtime.FuncForPC(f.Entry())
+	if outer == nil {
+		return pcUnknown
+	}
+	return classifyFunc(outer.Name())
 }
 
 // classifyFunc classifies a return address by the function it points into.
