@@ -27,12 +27,6 @@ func AddrString(sa unix.Sockaddr) string {
 	return ""
 }
 
-// isMapped reports whether sa is an IPv4 address on an IPv6 socket.
-func isMapped(sa unix.Sockaddr) bool {
-	a, ok := sa.(*unix.SockaddrInet6)
-	return ok && net.IP(a.Addr[:]).To4() != nil
-}
-
 // zoneName names an IPv6 zone as package net does: the interface's name,
 // or its index when no interface has it.
 func zoneName(index uint32) string {

@@ -4,6 +4,7 @@ package sock
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -136,4 +137,10 @@ func socketNetwork(domain, typ, proto int) string {
 		return "vsock"
 	}
 	return "af" + strconv.Itoa(domain)
+}
+
+// isMapped reports whether sa is an IPv4 address on an IPv6 socket.
+func isMapped(sa unix.Sockaddr) bool {
+	a, ok := sa.(*unix.SockaddrInet6)
+	return ok && net.IP(a.Addr[:]).To4() != nil
 }

@@ -87,7 +87,7 @@ func callInterface(v viaInterface, at func() (*Entry, []uintptr)) (*Entry, []uin
 //go:noinline
 func generic[T any](_ T, at func() (*Entry, []uintptr)) (*Entry, []uintptr) { return at() }
 
-type genericBox[T any] struct{ v T }
+type genericBox[T any] struct{ _ T }
 
 //go:noinline
 func (b genericBox[T]) capture(at func() (*Entry, []uintptr)) (*Entry, []uintptr) { return at() }
