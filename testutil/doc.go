@@ -21,7 +21,7 @@
 //	connleak: TestClient left 1 resource still open (waited 501ms for them to close)
 //
 //	conn opened at client_test.go:17 in TestClient
-//	    conn tcp 127.0.0.1:39156 -> 127.0.0.1:36913, CLOSE_WAIT, open for 503ms
+//	    conn tcp 127.0.0.1:39156 -> 127.0.0.1:36913 (CLOSE_WAIT), open for 503ms
 //	  through echo.go:106 in (*Client).Echo
 //	  opened at:
 //	    example.com/echo.(*Client).Echo

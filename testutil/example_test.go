@@ -51,7 +51,7 @@ func ExampleVerifyNone() {
 	// connleak: the test left 1 resource still open (waited D for them to close)
 	//
 	// conn opened at example_test.go:42 in ExampleVerifyNone
-	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT, CLOSE_WAIT, open for D
+	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT (CLOSE_WAIT), open for D
 }
 
 // NewTracker gives one test its own tracker, verified when the test ends.

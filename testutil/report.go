@@ -171,47 +171,13 @@ func frameShort(f tracker.Frame) string {
 	return fmt.Sprintf("%s:%d in %s", filepath.Base(f.File), f.Line, fn)
 }
 
-// describe is one resource on one line: addresses, state, and how long it
-// has been open.
+// describe is one resource on one line: what it is, its addresses and
+// state, and how long it has been open.
 func describe(r tracker.Resource, now time.Time, collected bool) string {
-	var parts []string
-	addrs := r.Network
-	if r.LocalAddr != "" {
-		addrs += " " + r.LocalAddr
-	}
-	if r.RemoteAddr != "" {
-		arrow := " -> "
-		if r.Accepted {
-			arrow = " <- "
-		}
-		addrs += arrow + r.RemoteAddr
-	}
-	if addrs = strings.TrimSpace(addrs); addrs != "" {
-		parts = append(parts, addrs)
-	}
-	if r.Label != "" {
-		parts = append(parts, fmt.Sprintf("%q", r.Label))
-	}
 	if collected {
-		parts = append(parts, "open for "+roundDur(r.ClosedAt.Sub(r.OpenedAt))+" before it was collected")
-	} else {
-		parts = append(parts, stateOf(r), "open for "+roundDur(now.Sub(r.OpenedAt)))
+		return r.String() + ", open for " + roundDur(r.ClosedAt.Sub(r.OpenedAt)) + " before it was collected"
 	}
-	return string(r.Kind) + " " + strings.Join(parts, ", ")
-}
-
-// stateOf is the kernel's name for the socket's state when it was probed
-// (CLOSE_WAIT, ESTABLISHED, ...), and otherwise the tracker's.
-func stateOf(r tracker.Resource) string {
-	switch {
-	case r.SocketState != "":
-		return r.SocketState
-	case r.Kind == tracker.KindListener:
-		return "listening"
-	case r.State == tracker.StatePeerClosed:
-		return "peer closed"
-	}
-	return "open"
+	return r.String() + ", open for " + roundDur(now.Sub(r.OpenedAt))
 }
 
 func writeSockets(b *strings.Builder, socks []tracker.Socket) {

@@ -163,7 +163,7 @@ func TestSubprocess(t *testing.T) {
 			assert.Less(t, strings.Index(out, testLine), strings.Index(out, "client.go:"),
 				"the test's own line comes first:\n%s", out)
 			assert.Contains(t, out, "CLOSE_WAIT", "the server hung up before the check:\n%s", out)
-			assert.Regexp(t, `conn tcp 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+, CLOSE_WAIT, open for \d+`, out)
+			assert.Regexp(t, `conn tcp 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(CLOSE_WAIT\), open for \d+`, out)
 		}
 		assert.Error(t, r.exitErr)
 	})

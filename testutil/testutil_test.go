@@ -62,7 +62,7 @@ func TestReportGroupsBySiteAndShowsState(t *testing.T) {
 	assert.Contains(t, out, "connleak: "+t.Name()+" left 4 resources still open")
 	assert.Regexp(t, `\n3 conns opened at testutil_test\.go:\d+ in TestReportGroupsBySiteAndShowsState\n`, out)
 	assert.Regexp(t, `\nconn opened at testutil_test\.go:\d+ in TestReportGroupsBySiteAndShowsState\n`, out)
-	assert.Equal(t, 4, strings.Count(out, ", CLOSE_WAIT, open for "), out)
+	assert.Equal(t, 4, strings.Count(out, " (CLOSE_WAIT), open for "), out)
 	for _, c := range conns {
 		c.Close()
 	}
@@ -103,7 +103,7 @@ func TestReportNamesTestLineThenSite(t *testing.T) {
 	out := rec.text()
 	t.Log(out)
 	assert.Regexp(t, `\nconn accepted and first used at testutil_test\.go:\d+ in TestReportNamesTestLineThenSite\.func1\n`, out)
-	assert.Regexp(t, `conn tcp 127\.0\.0\.1:\d+ <- 127\.0\.0\.1:\d+, ESTABLISHED, open for`, out)
+	assert.Regexp(t, `conn tcp 127\.0\.0\.1:\d+ <- 127\.0\.0\.1:\d+ \(ESTABLISHED\), open for`, out)
 	assert.Contains(t, out, "first read/write (the handler that owns it):")
 	assert.Contains(t, out, "accepted at:")
 }

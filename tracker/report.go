@@ -14,14 +14,19 @@ import (
 // line first.
 func (l Leak) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "leaked %s for %s: %s\n", l.describe(), l.For.Round(time.Millisecond), l.Reason)
+	fmt.Fprintf(&b, "leaked %s for %s: %s\n", l.Resource.String(), l.For.Round(time.Millisecond), l.Reason)
 	fmt.Fprintf(&b, "  %s\n", l.Site().headline())
 	l.writeStacks(&b)
 	return b.String()
 }
 
-// describe is "conn tcp 127.0.0.1:80 <- 127.0.0.1:5000 (CLOSE_WAIT)".
-func (r Resource) describe() string {
+// String describes the resource on one line: its kind, network and
+// addresses ("->" to the peer it dialed, "<-" from the peer it accepted),
+// its label, and its state: the kernel's name for the socket's state where a
+// probe saw one, else "open", "listening", "peer-closed" or "closed".
+//
+//	conn tcp 127.0.0.1:8080 <- 127.0.0.1:50312 (CLOSE_WAIT)
+func (r Resource) String() string {
 	var b strings.Builder
 	b.WriteString(string(r.Kind))
 	if r.Network != "" {
@@ -40,12 +45,24 @@ func (r Resource) describe() string {
 	if r.Label != "" {
 		fmt.Fprintf(&b, " %q", r.Label)
 	}
-	state := r.SocketState
-	if state == "" {
-		state = r.State.String()
-	}
-	b.WriteString(" (" + state + ")")
+	b.WriteString(" (" + r.stateName() + ")")
 	return b.String()
+}
+
+// stateName is the kernel's name for the socket's state when a probe saw
+// one, and otherwise the tracker's.
+func (r Resource) stateName() string {
+	switch {
+	case r.SocketState != "" && r.State != StateClosed:
+		return r.SocketState
+	case r.State == StateClosed:
+		return "closed"
+	case r.Kind == KindListener:
+		return "listening"
+	case r.State == StatePeerClosed:
+		return "peer-closed"
+	}
+	return "open"
 }
 
 func (r Resource) writeStacks(b *strings.Builder) {
@@ -105,7 +122,7 @@ func (g LeakGroup) String() string {
 			fmt.Fprintf(&b, "  ... and %d more\n", len(g.Leaks)-exampleAddrs)
 			break
 		}
-		fmt.Fprintf(&b, "  - %s for %s\n", l.describe(), l.For.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  - %s for %s\n", l.Resource.String(), l.For.Round(time.Millisecond))
 	}
 	first.writeStacks(&b)
 	return b.String()

@@ -56,7 +56,7 @@ func Example_leakReport() {
 	// connleak: the test left 2 resources still open (waited D for them to close)
 	//
 	// 2 conns opened at example_test.go:45 in Example_leakReport
-	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT, CLOSE_WAIT, open for D
-	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT, CLOSE_WAIT, open for D
+	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT (CLOSE_WAIT), open for D
+	//     conn tcp 127.0.0.1:PORT -> 127.0.0.1:PORT (CLOSE_WAIT), open for D
 	//   through echo.go:113 in (*Client).Echo
 }
