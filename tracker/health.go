@@ -110,7 +110,9 @@ func WithThresholds(th Thresholds) Option {
 // from PeerClosedAt. It probes nothing itself (Poll does), and costs in
 // proportion to those connections, not to all of them.
 func (t *Tracker) Health() Health {
-	return t.health(t.now())
+	h := t.health(t.now())
+	h.FDLimit = sock.SoftFDLimit()
+	return h
 }
 
 func (t *Tracker) health(now int64) Health {
@@ -125,11 +127,12 @@ func (t *Tracker) health(now int64) Health {
 			oldest = since
 		}
 	}
-	h.FDLimit = sock.SoftFDLimit()
 	if h.CloseWait == 0 {
+		// The poller grades every tick: a healthy one reads no limit.
 		return h
 	}
 	h.OldestCloseWait = time.Duration(now - oldest)
+	h.FDLimit = sock.SoftFDLimit()
 	th := t.cfg.thresholds
 	var crit, warn []string
 	if f := th.CloseWaitCriticalFraction; f > 0 && h.FDLimit > 0 && float64(h.CloseWait) > f*float64(h.FDLimit) {
