@@ -15,8 +15,9 @@ const (
 	DefaultGracePeriod  = 30 * time.Second
 	DefaultStackDepth   = 32
 	// DefaultFullSweepEvery is how many polls pass between two full sweeps
-	// of the Linux epoll engine: five minutes at the default interval, which
-	// keeps the sweep's share of a tick at 10,000 connections under 0.1 ms.
+	// of the Linux epoll engine: five minutes at the default interval. A
+	// sweep probes every connection (1 to 3 µs each), so at 10,000
+	// connections its share of a tick is 0.05 to 0.1 ms.
 	DefaultFullSweepEvery = 300
 )
 
