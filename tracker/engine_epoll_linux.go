@@ -3,9 +3,9 @@
 package tracker
 
 import (
-	"github.com/connleak/connleak/internal/sock"
 	"sync"
 
+	"github.com/connleak/connleak/internal/sock"
 	"golang.org/x/sys/unix"
 )
 

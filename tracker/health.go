@@ -3,10 +3,11 @@ package tracker
 import (
 	"context"
 	"fmt"
-	"github.com/connleak/connleak/internal/sock"
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/connleak/connleak/internal/sock"
 )
 
 // HealthStatus grades the process by its connections stuck with a closed

@@ -2,11 +2,12 @@ package tracker
 
 import (
 	"fmt"
-	"github.com/connleak/connleak/internal/stack"
 	"io"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/connleak/connleak/internal/stack"
 )
 
 // Defaults used by New when no option says otherwise.

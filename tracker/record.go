@@ -1,13 +1,14 @@
 package tracker
 
 import (
-	"github.com/connleak/connleak/internal/sock"
-	"github.com/connleak/connleak/internal/stack"
 	"io"
 	"net"
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/connleak/connleak/internal/sock"
+	"github.com/connleak/connleak/internal/stack"
 )
 
 // record is the tracker's bookkeeping for one resource. It never points at

@@ -2,11 +2,12 @@ package tracker
 
 import (
 	"fmt"
-	"github.com/connleak/connleak/internal/stack"
 	"log/slog"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/connleak/connleak/internal/stack"
 )
 
 // String is the human report of one leak: what leaked and its addresses,

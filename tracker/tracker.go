@@ -3,8 +3,6 @@ package tracker
 import (
 	"bytes"
 	"context"
-	"github.com/connleak/connleak/internal/sock"
-	"github.com/connleak/connleak/internal/stack"
 	"log/slog"
 	"net"
 	"runtime"
@@ -12,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/connleak/connleak/internal/sock"
+	"github.com/connleak/connleak/internal/stack"
 )
 
 // Tracker records every resource wrapped or tracked through it, watches
