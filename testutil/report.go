@@ -122,10 +122,16 @@ func writeGroup(b *strings.Builder, g tracker.ResourceGroup, now time.Time, coll
 		fmt.Fprintf(b, "  %s:\n", title)
 		indent(b, st.String(), "    ")
 	}
-	if first.Accepted {
+	if h := first.HeldBy; h != nil {
+		section("held by "+h.String()+", opened at", h.Stack)
+	}
+	switch {
+	case first.Accepted:
 		section("first read/write (the handler that owns it)", first.FirstIOStack)
 		section("accepted at", first.Stack)
-	} else {
+	case first.HeldBy != nil:
+		section("dialed by", first.Stack)
+	default:
 		section("opened at", first.Stack)
 	}
 }
@@ -138,6 +144,11 @@ func testLine(r tracker.Resource) (tracker.Frame, bool) {
 	stacks := []tracker.Stack{r.Stack}
 	if r.Accepted {
 		stacks = []tracker.Stack{r.FirstIOStack, r.Stack}
+	}
+	if r.HeldBy != nil {
+		// The holder's line first: the connection's own stacks are often a
+		// library's goroutine.
+		stacks = append([]tracker.Stack{r.HeldBy.Stack}, stacks...)
 	}
 	var inTestFile tracker.Frame
 	found := false

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"regexp"
 	"runtime"
@@ -576,4 +579,35 @@ func TestIgnoreDefaultPoller(t *testing.T) {
 	err = goleak.Find(testutil.IgnoreDefaultPoller())
 	require.NoError(t, forgotten.Close())
 	assert.ErrorContains(t, err, "tracker.(*Tracker).run")
+}
+
+// A connection that net/http dialed on its own goroutine and a body holds
+// is reported under the test's line that made the holder, with the dial
+// shown as "dialed by", never under net/http's line.
+func TestHeldConnectionNamesTheHoldersLine(t *testing.T) {
+	tr := newTracker(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	transport := &http.Transport{DialContext: tr.WrapDialer(nil)}
+	defer transport.CloseIdleConnections()
+	var conn net.Conn
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", srv.URL, nil)
+	require.NoError(t, err)
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body := tr.Track("body")
+	_, _, line, _ := runtime.Caller(0)
+	body.Hold(conn)
+
+	rec := &recorder{name: t.Name()}
+	testutil.VerifyNone(rec, testutil.WithTracker(tr), testutil.WithTimeout(0))
+	out := rec.text()
+	want := fmt.Sprintf("conn opened at testutil_test.go:%d in TestHeldConnectionNamesTheHoldersLine\n", line-1)
+	assert.Contains(t, out, want, out)
+	assert.Contains(t, out, "  held by body (open), opened at:\n", out)
+	assert.Contains(t, out, "  dialed by:\n", out)
+	assert.NotContains(t, out, "at transport.go", out)
+	body.Close()
 }

@@ -252,16 +252,26 @@ func (c *config) keep(r tracker.Resource, s scope, verdicts map[uint64]bool) boo
 			v = false
 		}
 	}
-	if !r.Accepted || !r.FirstIOStack.IsZero() {
+	if (!r.Accepted || !r.FirstIOStack.IsZero()) && r.HeldBy == nil { // a holder comes and goes
 		verdicts[r.ID] = v
 	}
 	return v
 }
 
-// openedBy reports whether one of r's open-site stacks passes through one of
-// the functions.
+// ownStacks are the stacks that say who owns r: its holder's open site
+// first, when something holds it (see tracker.Handle.Hold), then its own
+// open site and first Read or Write.
+func ownStacks(r tracker.Resource) []tracker.Stack {
+	if r.HeldBy != nil {
+		return []tracker.Stack{r.HeldBy.Stack, r.Stack, r.FirstIOStack}
+	}
+	return []tracker.Stack{r.Stack, r.FirstIOStack}
+}
+
+// openedBy reports whether one of r's open-site stacks, or its holder's,
+// passes through one of the functions.
 func openedBy(r tracker.Resource, funcs []string) bool {
-	for _, st := range []tracker.Stack{r.Stack, r.FirstIOStack} {
+	for _, st := range ownStacks(r) {
 		for _, f := range st.Frames() {
 			for _, name := range funcs {
 				if f.Function == name || strings.HasSuffix(f.Function, "/"+name) {
@@ -279,7 +289,7 @@ func openedBy(r tracker.Resource, funcs []string) bool {
 // was opened on a goroutine no test function started, or the stack was cut).
 func ownerTest(r tracker.Resource) string {
 	owner := ""
-	for _, st := range []tracker.Stack{r.Stack, r.FirstIOStack} {
+	for _, st := range ownStacks(r) {
 		for _, f := range st.Frames() {
 			if !strings.HasSuffix(f.File, "_test.go") {
 				continue

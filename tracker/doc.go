@@ -30,7 +30,8 @@
 // it, the first frame of the main module in its stack (in a test, the module
 // under test). Libraries that dial on goroutines of their own (net/http,
 // pgxpool, go-redis, gRPC) leave no such line, and the report then names the
-// library's goroutine instead of one of its frames. Stacks are captured as
+// library's goroutine instead of one of its frames, unless a Handle that
+// holds the connection says whose it is (Handle.Hold). Stacks are captured as
 // program counters, interned, and symbolized only when a report is made; on
 // amd64 a call path seen before is recognized by a walk of the frame
 // pointers, which CONNLEAK_STACKWALK=off in the environment turns off.

@@ -26,6 +26,9 @@ type record struct {
 	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
+	// linked: held, or holding, at some time (see Handle.Hold). Beside
+	// accepted, it takes the padding before cookie.
+	linked atomic.Bool
 
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	firstIO      atomic.Pointer[stack.Entry]
@@ -191,6 +194,10 @@ func (r *record) snapshot(sockName string) Resource {
 	}
 	if r.raddr != nil {
 		res.RemoteAddr = r.raddr.String()
+	}
+	if h := t.holderOf(r); h != nil {
+		held := h.snapshot("")
+		res.HeldBy = &held
 	}
 	return res
 }

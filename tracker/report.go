@@ -76,6 +76,9 @@ func (r Resource) writeStacks(b *strings.Builder) {
 			b.WriteString("    " + line + "\n")
 		}
 	}
+	if h := r.HeldBy; h != nil {
+		section("held by "+h.String()+", opened at", h.Stack)
+	}
 	if r.Accepted {
 		section("first read/write (the handler that owns it)", r.FirstIOStack)
 	}
@@ -85,8 +88,11 @@ func (r Resource) writeStacks(b *strings.Builder) {
 		section("peer close returned to the program at", r.PeerCloseSeenStack)
 	}
 	openTitle := "opened at"
-	if r.Accepted {
+	switch {
+	case r.Accepted:
 		openTitle = "accepted at"
+	case r.HeldBy != nil:
+		openTitle = "dialed by"
 	}
 	section(openTitle, r.Stack)
 	section("closed at", r.CloseStack)
@@ -178,16 +184,19 @@ func GroupResources(rs []Resource) []ResourceGroup {
 // groupKey is what makes two resources "the same line leaking again": the
 // grouping of every report, log and test failure.
 type groupKey struct {
-	kind          Kind
-	reason        Reason
-	accepted      bool
-	open, firstIO *stack.Entry
+	kind                  Kind
+	reason                Reason
+	accepted              bool
+	open, firstIO, holder *stack.Entry
 }
 
 func keyOf(r Resource, reason Reason) groupKey {
 	k := groupKey{kind: r.Kind, reason: reason, accepted: r.Accepted, open: r.Stack.e}
 	if r.Accepted {
 		k.firstIO = r.FirstIOStack.e
+	}
+	if r.HeldBy != nil {
+		k.holder = r.HeldBy.Stack.e
 	}
 	return k
 }

@@ -48,6 +48,9 @@ type Tracker struct {
 	pending     []*record
 	pendDropped int
 
+	holdMu sync.Mutex // guards links
+	links  holders
+
 	pollMu    sync.Mutex    // serializes Poll, Open and Leaks
 	reportMu  sync.Mutex    // held from judgement to delivery: events arrive in order
 	polls     uint64        // guarded by pollMu
@@ -370,6 +373,7 @@ func (t *Tracker) forget(r *record) {
 		t.engine.unwatch(r)
 	}
 	t.unregister(r)
+	t.unlink(r)
 	t.profileRemove(r)
 	t.stacks.Release(r.open)
 	t.stacks.Release(r.firstIO.Load())

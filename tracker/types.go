@@ -104,6 +104,11 @@ type Resource struct {
 	// PeerCloseSeenStack is where a Read returned EOF or a reset to the
 	// program: the code that learned the peer had gone.
 	PeerCloseSeenStack Stack
+	// HeldBy is the resource that holds this connection now (see
+	// Handle.Hold): the response body being read from it, the checkout of a
+	// pooled connection. Its Site is then this resource's Site, and Stack
+	// and FirstIOStack say who dialed it. Nil when nothing holds it.
+	HeldBy *Resource
 	// CloseStack is where the resource was closed, in the Leak of a
 	// resolved event (WithOnResolved); empty while open. It is recorded for
 	// resources that could have been reported leaked (whose peer had closed,
@@ -111,10 +116,14 @@ type Resource struct {
 	CloseStack Stack
 }
 
-// Site is the resource's headline: the user's line that owns it. For an
-// accepted connection this is the first Read or Write when there is one,
-// since the accept loop is shared by every connection.
+// Site is the resource's headline: the user's line that owns it. For a
+// connection held by another resource (HeldBy) it is the holder's; for an
+// accepted connection, the first Read or Write when there is one, since the
+// accept loop is shared by every connection.
 func (r Resource) Site() Site {
+	if r.HeldBy != nil {
+		return r.HeldBy.Site()
+	}
 	if r.Accepted && !r.FirstIOStack.IsZero() {
 		return r.FirstIOStack.Site()
 	}

@@ -1,0 +1,107 @@
+package tracker
+
+import "net"
+
+// holders links the connections held by a Handle (see Handle.Hold) to their
+// holder, both ways. A record takes the lock only once it has been part of
+// a link, so the Close of a connection nothing ever held does not.
+type holders struct {
+	byConn   map[uint64]*record // connection id -> its holder
+	byHolder map[uint64]*record // holder id -> the connection it holds
+}
+
+// Hold links the connection c to the resource h tracks, which holds it: a
+// response body being read from a client connection, the checkout of a
+// pooled connection. Libraries such as net/http and database/sql dial on
+// goroutines of their own or keep connections in pools, so c's own stacks
+// seldom name the program's line; h's does. While h is open, c's Resource
+// has h's in HeldBy, its Site is h's, and reports lead with h's line and
+// show c's own stacks as "dialed by".
+//
+// c is a connection this tracker wraps, or one that unwraps to it through
+// NetConn, as a *tls.Conn does. A Handle holds one connection at a time and
+// a connection has one holder: a later Hold replaces an earlier link of
+// either. The link ends when h or c is closed. Hold does nothing when h is
+// nil or closed, or c is not tracked by h's tracker.
+func (h *Handle) Hold(c net.Conn) {
+	if h == nil {
+		return
+	}
+	t := h.rec.t
+	conn := t.trackedUnder(c)
+	if conn == nil || conn == h.rec {
+		return
+	}
+	// Marked before the closing claims are read, as a Close claims before
+	// it reads the mark: either this Hold sees the claim and links nothing,
+	// or the Close sees the mark and its unlink, under the lock, comes after
+	// the link is made.
+	h.rec.linked.Store(true)
+	conn.linked.Store(true)
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
+	if h.rec.closing.Load() || conn.closing.Load() {
+		return
+	}
+	if t.links.byConn == nil {
+		t.links.byConn = make(map[uint64]*record)
+		t.links.byHolder = make(map[uint64]*record)
+	}
+	t.unlinkLocked(h.rec)
+	t.unlinkLocked(conn)
+	t.links.byConn[conn.id] = h.rec
+	t.links.byHolder[h.rec.id] = conn
+}
+
+// trackedUnder returns the record of the connection under c that t wraps,
+// looking through NetConn (tls.Conn, and the tracker's own wrappers of
+// other trackers); nil if there is none.
+func (t *Tracker) trackedUnder(c net.Conn) *record {
+	for range 16 { // a bound in case a NetConn returns its own receiver
+		switch x := c.(type) {
+		case nil:
+			return nil
+		case trackedConn:
+			if r := x.tracked(); r.t == t {
+				return r
+			}
+			c = x.NetConn()
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// unlink ends every link of r, which is being closed.
+func (t *Tracker) unlink(r *record) {
+	if !r.linked.Load() {
+		return
+	}
+	t.holdMu.Lock()
+	t.unlinkLocked(r)
+	t.holdMu.Unlock()
+}
+
+func (t *Tracker) unlinkLocked(r *record) {
+	if held, ok := t.links.byHolder[r.id]; ok {
+		delete(t.links.byHolder, r.id)
+		delete(t.links.byConn, held.id)
+	}
+	if holder, ok := t.links.byConn[r.id]; ok {
+		delete(t.links.byConn, r.id)
+		delete(t.links.byHolder, holder.id)
+	}
+}
+
+// holderOf returns the record that holds the connection r now, or nil.
+func (t *Tracker) holderOf(r *record) *record {
+	if !r.linked.Load() {
+		return nil
+	}
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
+	return t.links.byConn[r.id]
+}

@@ -1,0 +1,240 @@
+package tracker
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// linkCount is how many links the tracker keeps, both ways.
+func linkCount(t *Tracker) (byConn, byHolder int) {
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
+	return len(t.links.byConn), len(t.links.byHolder)
+}
+
+// getOnTransport makes a GET through a transport whose dials tr tracks, and
+// returns the response and the connection it came over, as net/http handed
+// it out (a *tls.Conn over https).
+func getOnTransport(t *testing.T, tr *Tracker, srv *httptest.Server) (*http.Response, net.Conn) {
+	t.Helper()
+	base := srv.Client().Transport.(*http.Transport).Clone()
+	base.DialContext = tr.WrapDialer(nil)
+	t.Cleanup(base.CloseIdleConnections)
+	var conn net.Conn
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", srv.URL, nil)
+	require.NoError(t, err)
+	resp, err := (&http.Client{Transport: base}).Do(req)
+	require.NoError(t, err)
+	require.NotNil(t, conn)
+	return resp, conn
+}
+
+// connOpen returns the open connection of tr, failing unless there is one.
+func connOpen(t *testing.T, tr *Tracker) Resource {
+	t.Helper()
+	var conns []Resource
+	for _, r := range tr.Open() {
+		if r.Kind == KindConn {
+			conns = append(conns, r)
+		}
+	}
+	require.Len(t, conns, 1)
+	return conns[0]
+}
+
+// A connection net/http dialed on its own goroutine, held by the body read
+// from it, is reported with the body's line; its own stack says who dialed
+// it. Over TLS the connection handed out is a *tls.Conn above the tracked
+// one.
+func TestHeldConnectionLeadsWithItsHolder(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "http", true: "https"}[secure]
+		t.Run(name, func(t *testing.T) {
+			tr, log := newTestTracker(t, WithGracePeriod(0))
+			handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "body") })
+			srv := httptest.NewUnstartedServer(handler)
+			if secure {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			resp, conn := getOnTransport(t, tr, srv)
+			defer resp.Body.Close()
+			if secure {
+				_, isTLS := conn.(*tls.Conn)
+				require.True(t, isTLS)
+			}
+			body := tr.Track("body") // the holder's line
+			body.Hold(conn)
+
+			r := connOpen(t, tr)
+			require.NotNil(t, r.HeldBy)
+			assert.Equal(t, Kind("body"), r.HeldBy.Kind)
+			assert.Equal(t, "github.com/connleak/connleak/tracker.TestHeldConnectionLeadsWithItsHolder.func1", r.Site().Function)
+			assert.Equal(t, "net/http", r.Stack.Site().Goroutine, "its own stack is net/http's")
+
+			srv.CloseClientConnections()
+			require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+			l := log.Leaks()[0]
+			report := l.String()
+			assert.Contains(t, report, "\n  at github.com/connleak/connleak/tracker.TestHeldConnectionLeadsWithItsHolder.func1 (", report)
+			assert.Contains(t, report, "\n  held by body (open), opened at:\n", report)
+			assert.Contains(t, report, "\n  dialed by:\n", report)
+			assert.Contains(t, report, "net/http.(*Transport).dial", report)
+			assert.NotContains(t, report, "\n  opened at:\n", report)
+
+			body.Close()
+			r = connOpen(t, tr)
+			assert.Nil(t, r.HeldBy, "a closed holder holds nothing")
+			assert.Equal(t, "net/http", r.Site().Goroutine)
+			byConn, byHolder := linkCount(tr)
+			assert.Zero(t, byConn)
+			assert.Zero(t, byHolder)
+		})
+	}
+}
+
+// Leaks from one line that hold connections dialed at one place group
+// together, apart from those held by another line.
+func TestHeldConnectionsGroupByHolder(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	ln := listen(t)
+	for i := range 4 {
+		c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		defer s.Close()
+		var h *Handle
+		if i%2 == 0 { // two lines that hold connections
+			h = tr.Track("body")
+		} else {
+			h = tr.Track("body")
+		}
+		defer h.Close()
+		h.Hold(c)
+	}
+	var conns []Resource
+	for _, r := range tr.Open() {
+		if r.Kind == KindConn {
+			conns = append(conns, r)
+		}
+	}
+	groups := GroupResources(conns)
+	require.Len(t, groups, 2, "two holder lines")
+	assert.Len(t, groups[0].Resources, 2)
+	assert.NotEqual(t, groups[0].Site, groups[1].Site)
+}
+
+// Hold does nothing that it should not: a nil Handle, a connection another
+// tracker wraps or none does, a closed Handle or connection.
+func TestHoldIgnoresWhatItCannotLink(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	other, _ := newTestTracker(t)
+	ln := listen(t)
+	dial := func(d DialFunc) net.Conn {
+		c, err := d(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close(); s.Close() })
+		return c
+	}
+	var nilHandle *Handle
+	nilHandle.Hold(dial(tr.WrapDialer(nil)))
+	h := tr.Track("body")
+	defer h.Close()
+	h.Hold(nil)
+	h.Hold(dial(other.WrapDialer(nil)))
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer raw.Close()
+	h.Hold(raw)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	h.Hold(a)
+	byConn, _ := linkCount(tr)
+	assert.Zero(t, byConn)
+
+	closed := dial(tr.WrapDialer(nil))
+	closed.Close()
+	h.Hold(closed)
+	done := tr.Track("body")
+	done.Close()
+	done.Hold(dial(tr.WrapDialer(nil)))
+	byConn, _ = linkCount(tr)
+	assert.Zero(t, byConn, "nothing closed is linked")
+
+	// A later Hold replaces the earlier link of either side.
+	c1, c2 := dial(tr.WrapDialer(nil)), dial(tr.WrapDialer(nil))
+	h.Hold(c1)
+	h.Hold(c2)
+	byConn, byHolder := linkCount(tr)
+	assert.Equal(t, 1, byConn)
+	assert.Equal(t, 1, byHolder)
+	h2 := tr.Track("body")
+	defer h2.Close()
+	h2.Hold(c2)
+	byConn, byHolder = linkCount(tr)
+	assert.Equal(t, 1, byConn)
+	assert.Equal(t, 1, byHolder)
+	for _, r := range tr.Open() {
+		if r.HeldBy != nil {
+			assert.Equal(t, h2.ID(), r.HeldBy.ID)
+		}
+	}
+}
+
+// Holds racing with the Closes of both sides leave no link behind.
+func TestHoldRacingCloseLeavesNoLink(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	ln := listen(t)
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				h := tr.Track("body")
+				var inner sync.WaitGroup
+				inner.Go(func() { h.Hold(c) })
+				inner.Go(func() { c.Close() })
+				inner.Go(func() { h.Close() })
+				inner.Wait()
+			}
+		})
+	}
+	wg.Wait()
+	byConn, byHolder := linkCount(tr)
+	assert.Zero(t, byConn)
+	assert.Zero(t, byHolder)
+	for _, r := range tr.Open() {
+		assert.Nil(t, r.HeldBy, "a closed holder holds nothing")
+	}
+}
