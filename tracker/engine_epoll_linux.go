@@ -38,7 +38,7 @@ const (
 	watchNone       uint8 = iota // not handed to the engine
 	watchRegistered              // registered with epoll
 	watchEveryTick               // epoll refused it: probed on every poll
-	watchLost                    // its descriptor no longer holds its socket: left to full sweeps
+	watchLost                    // its descriptor no longer holds its socket: never probed again
 )
 
 // epollEngine watches every tracked stream socket through a second epoll
@@ -204,7 +204,11 @@ func (e *epollEngine) poll(found func(*record, sock.Probe)) {
 	e.cands = e.cands[:0]
 	if full || !open {
 		for _, r := range e.recs {
-			e.cands = append(e.cands, candidate{r: r})
+			// A lost record's descriptor names another socket, whose state
+			// a probe would report as this record's.
+			if r.watch != watchLost {
+				e.cands = append(e.cands, candidate{r: r})
+			}
 		}
 	} else {
 		for _, id := range e.ids {

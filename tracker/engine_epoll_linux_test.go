@@ -3,6 +3,7 @@
 package tracker
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -368,9 +369,18 @@ func reusedDescriptor(t *testing.T, tr *Tracker, registerA bool) (a, b, sb net.C
 // The cookie is read by the poller, not at dial time. If the descriptor
 // number was reused before that (the socket closed under its wrapper), the
 // addresses tell the new socket from the old one: the old record is never
-// registered under the new socket.
+// registered under the new socket, nor probed by a full sweep, which would
+// see the new socket's state.
 func TestIdentifyRejectsReusedDescriptorBeforeRegistration(t *testing.T) {
-	tr, log := newTestTracker(t, WithFullSweepEvery(0))
+	for _, fullEvery := range []int{0, 1} {
+		t.Run(fmt.Sprintf("full sweep every %d", fullEvery), func(t *testing.T) {
+			identifyRejectsReusedDescriptor(t, fullEvery)
+		})
+	}
+}
+
+func identifyRejectsReusedDescriptor(t *testing.T, fullEvery int) {
+	tr, log := newTestTracker(t, WithFullSweepEvery(fullEvery))
 	e := epollOf(t, tr)
 	a, b, sb := reusedDescriptor(t, tr, false) // a closed under its wrapper, never registered
 	ra, rb := a.(trackedConn).tracked(), b.(trackedConn).tracked()
@@ -385,6 +395,10 @@ func TestIdentifyRejectsReusedDescriptorBeforeRegistration(t *testing.T) {
 
 	require.NoError(t, sb.Close())
 	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	for range 3 {
+		tr.Poll() // full sweeps, when on
+	}
+	require.Len(t, log.Leaks(), 1)
 	assert.Equal(t, rb.id, log.Leaks()[0].ID, "b's leak is b's, never a's")
 	a.Close()
 }
