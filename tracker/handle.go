@@ -1,5 +1,7 @@
 package tracker
 
+import "runtime"
+
 // Handle is the tracker's record of one resource given to Track. Close it
 // when the resource is closed; a Handle that is garbage-collected without
 // Close is reported with ReasonCollected, so integrations keep the Handle
@@ -42,6 +44,9 @@ func (h *Handle) Close() {
 		return
 	}
 	h.rec.t.release(h.rec, 1)
+	// Until release has claimed the close, h must stay reachable: its
+	// cleanup would otherwise report a Handle being closed as collected.
+	runtime.KeepAlive(h)
 }
 
 // ID returns the resource's id, the Resource.ID of its reports.

@@ -169,6 +169,10 @@ func (t *Tracker) logHealth(prev HealthStatus, h Health) {
 	if logger == nil {
 		return
 	}
+	// A log handler is a callback too: its Poll or Close must not wait for
+	// the poll that runs it.
+	t.reporter.Store(goroutineID())
+	defer t.reporter.Store(0)
 	level := slog.LevelInfo
 	if h.Status != HealthOK {
 		level = h.Status.level()

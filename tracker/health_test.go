@@ -2,9 +2,11 @@ package tracker
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,4 +144,48 @@ func TestHealthSetsLogLevel(t *testing.T) {
 	lines = h.lines()
 	assert.Contains(t, lines, "ERROR connleak: leak")
 	assert.Contains(t, lines, "ERROR connleak: health critical")
+}
+
+// callingHandler is a log handler that calls back into the tracker, as a
+// handler that flushes a report might.
+type callingHandler struct {
+	slog.Handler
+	call func()
+}
+
+func (h callingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.call()
+	return h.Handler.Handle(ctx, r)
+}
+
+// A log handler may Poll and Close its tracker while the health change is
+// logged, as a WithOnLeak callback may, without a deadlock.
+func TestHealthLogHandlerMayPollAndClose(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no socket probe on windows")
+	}
+	var tr *Tracker
+	var calls atomic.Int32
+	h := callingHandler{Handler: slog.NewTextHandler(io.Discard, nil), call: func() {
+		calls.Add(1)
+		tr.Poll()
+		tr.Close()
+	}}
+	tr, _ = newTestTracker(t, WithGracePeriod(time.Hour), WithLogger(slog.New(h)),
+		WithThresholds(Thresholds{CloseWaitAgeWarning: time.Nanosecond}))
+	_, server := dialPair(t, tr)
+	require.NoError(t, server.Close())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for calls.Load() == 0 {
+			tr.Poll()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Poll from the log handler waited for the poll that runs it")
+	}
 }

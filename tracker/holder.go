@@ -1,6 +1,9 @@
 package tracker
 
-import "net"
+import (
+	"net"
+	"runtime"
+)
 
 // holders links the connections held by a Handle (see Handle.Hold) to their
 // holder, both ways. A record takes the lock only once it has been part of
@@ -51,6 +54,7 @@ func (h *Handle) Hold(c net.Conn) {
 	t.unlinkLocked(conn)
 	t.links.byConn[conn.id] = h.rec
 	t.links.byHolder[h.rec.id] = conn
+	runtime.KeepAlive(h) // collected during Hold, h would claim its close under the link
 }
 
 // trackedUnder returns the record of the connection under c that t wraps,
