@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"net"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -56,4 +57,35 @@ func forgetfulHandler(c net.Conn, out chan<- net.Conn) {
 	buf := make([]byte, 3)
 	c.Read(buf) // the handler's first read: it owns the conn now
 	out <- c
+}
+
+// net/http's server reads a connection first on a goroutine of its own,
+// whose stack holds no line of the program: the accepted connection's Site
+// is then the line that serves the listener.
+func TestAcceptedConnSiteFallsBackToTheAcceptLoop(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	ln := tr.WrapListener(listen(t))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }() // the program's line that serves
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + ln.Addr().String())
+	require.NoError(t, err)
+	resp.Body.Close()
+	var accepted []Resource
+	for _, r := range tr.Open() {
+		if r.Accepted {
+			accepted = append(accepted, r)
+		}
+	}
+	require.Len(t, accepted, 1)
+	r := accepted[0]
+	require.False(t, r.FirstIOStack.IsZero())
+	assert.Equal(t, "net/http", r.FirstIOStack.Site().Goroutine, "the first read is net/http's")
+	assert.Equal(t, "github.com/connleak/connleak/tracker.TestAcceptedConnSiteFallsBackToTheAcceptLoop.func2", r.Site().Function)
 }

@@ -64,8 +64,13 @@ func (r *record) observe(err error) {
 
 // touch records I/O now and, for an accepted connection's first I/O, where:
 // skip frames above touch's caller is the program's line.
+//
+// A record whose close has begun takes no new stack: its references were, or
+// are about to be, given back. (A Read racing its own Close can still slip
+// one in between; the table then keeps that site's stack, which costs one
+// entry a site, not one a connection.)
 func (r *record) touch(skip int) {
-	if r.needFirstIO.Load() && r.needFirstIO.CompareAndSwap(true, false) {
+	if r.needFirstIO.Load() && !r.closing.Load() && r.needFirstIO.CompareAndSwap(true, false) {
 		r.firstIO.Store(r.t.stacks.Capture(skip+1, r.t.cfg.stackDepth))
 	}
 	r.lastIO.Store(r.t.now())
@@ -74,7 +79,7 @@ func (r *record) touch(skip int) {
 // sawPeerClose notes that a Read or Write told the program the peer is gone,
 // and where: skip frames above sawPeerClose's caller is the program's line.
 func (r *record) sawPeerClose(skip int) {
-	if r.peerSeen.Load() == nil {
+	if r.peerSeen.Load() == nil && !r.closing.Load() {
 		e := r.t.stacks.Capture(skip+1, r.t.cfg.stackDepth)
 		if !r.peerSeen.CompareAndSwap(nil, e) {
 			r.t.stacks.Release(e)

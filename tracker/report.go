@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/connleak/connleak/internal/stack"
 )
 
 // String is the human report of one leak: what leaked and its addresses,
@@ -183,20 +181,23 @@ func GroupResources(rs []Resource) []ResourceGroup {
 
 // groupKey is what makes two resources "the same line leaking again": the
 // grouping of every report, log and test failure.
+// Stacks are keyed by their hash, not their interned entry: the table's
+// sweep may intern one site's stack anew, and its resources are still one
+// group.
 type groupKey struct {
 	kind                  Kind
 	reason                Reason
 	accepted              bool
-	open, firstIO, holder *stack.Entry
+	open, firstIO, holder uint64
 }
 
 func keyOf(r Resource, reason Reason) groupKey {
-	k := groupKey{kind: r.Kind, reason: reason, accepted: r.Accepted, open: r.Stack.e}
+	k := groupKey{kind: r.Kind, reason: reason, accepted: r.Accepted, open: r.Stack.e.Hash()}
 	if r.Accepted {
-		k.firstIO = r.FirstIOStack.e
+		k.firstIO = r.FirstIOStack.e.Hash()
 	}
 	if r.HeldBy != nil {
-		k.holder = r.HeldBy.Stack.e
+		k.holder = r.HeldBy.Stack.e.Hash()
 	}
 	return k
 }

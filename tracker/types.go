@@ -118,13 +118,21 @@ type Resource struct {
 
 // Site is the resource's headline: the user's line that owns it. For a
 // connection held by another resource (HeldBy) it is the holder's; for an
-// accepted connection, the first Read or Write when there is one, since the
-// accept loop is shared by every connection.
+// accepted connection, the first Read or Write when it names a line of the
+// program (the accept loop is shared by every connection), else the accept
+// loop's line: a server such as net/http's reads first on its own
+// goroutine.
 func (r Resource) Site() Site {
 	if r.HeldBy != nil {
 		return r.HeldBy.Site()
 	}
 	if r.Accepted && !r.FirstIOStack.IsZero() {
+		if s := r.FirstIOStack.Site(); s.Frame != (Frame{}) {
+			return s
+		}
+		if s := r.Stack.Site(); s.Frame != (Frame{}) {
+			return s
+		}
 		return r.FirstIOStack.Site()
 	}
 	return r.Stack.Site()

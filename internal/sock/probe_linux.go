@@ -61,15 +61,19 @@ func tcpState(fd uintptr) (uint8, error) {
 }
 
 // ProbeSocket asks the kernel for the TCP state of a TCP socket, which sees
-// a FIN even behind unread data, and peeks at other stream sockets. A
-// socket whose cookie no longer matches h's is not h's any more, and
-// probes Unknown.
+// a FIN even behind unread data, and peeks at other stream sockets. A socket
+// found closed whose cookie no longer matches h's (when h has one) is not
+// h's any more, and probes Unknown.
 func ProbeSocket(h Handle) Probe {
 	if !h.OK || !h.Stream {
 		return Probe{}
 	}
 	if !h.TCP {
-		return peek(h.FD)
+		p := peek(h.FD)
+		if p.State >= PeerClosed && h.Cookie != 0 && Cookie(h.FD) != h.Cookie {
+			return Probe{} // as below
+		}
+		return p
 	}
 	st, err := tcpState(h.FD)
 	if err != nil {

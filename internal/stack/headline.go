@@ -142,12 +142,14 @@ func underPath(pkg, p string) bool {
 
 // pkgOf extracts the import path from a function name as a stack names it:
 // "net/http.(*Transport).dialConn", "example.com/a/b.F.func1",
-// "github.com/jackc/puddle/v2.(*Pool[...]).get".
+// "github.com/jackc/puddle/v2.(*Pool[...]).get". A dot in the path's last
+// element is escaped as %2e there ("example.com/svc%2ev2.F"), and unescaped
+// here.
 func pkgOf(fn string) string {
 	slash := strings.LastIndexByte(fn, '/')
 	dot := strings.IndexByte(fn[slash+1:], '.')
 	if dot < 0 {
 		return fn
 	}
-	return fn[:slash+1+dot]
+	return strings.ReplaceAll(fn[:slash+1+dot], "%2e", ".")
 }

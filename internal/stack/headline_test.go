@@ -14,6 +14,7 @@ func TestPkgOf(t *testing.T) {
 		"main.main.func1":                                       "main",
 		"example.com/a.b/c.F":                                   "example.com/a.b/c",
 		"github.com/jackc/puddle/v2.(*Pool[...]).acquire.func1": "github.com/jackc/puddle/v2",
+		"example.com/svc%2ev2.Connect":                          "example.com/svc.v2",
 	} {
 		assert.Equal(t, want, pkgOf(fn), fn)
 	}

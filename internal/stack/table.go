@@ -32,6 +32,16 @@ func (e *Entry) PCs() []uintptr {
 	return e.pcs
 }
 
+// Hash is the entry's hash of its program counters, 0 for a nil Entry. It
+// tells stacks apart across the table's sweeps, which may intern a stack
+// again as a new Entry.
+func (e *Entry) Hash() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.hash
+}
+
 // Refs reports how many references to the entry are held; it is negative
 // once the table has forgotten the entry.
 func (e *Entry) Refs() int64 { return e.refs.Load() }
