@@ -1,6 +1,6 @@
-// Package testutil fails a test that leaks sockets, response bodies, SQL
-// rows and transactions, or goroutines, and names the line of the test that
-// opened what leaked.
+// Package testutil fails a test that leaks sockets, other tracked resources
+// (anything given to a tracker's Track), or goroutines, and names the line of
+// the test that opened what leaked.
 //
 // It works like go.uber.org/goleak, and adds what goleak cannot do:
 // resources as well as goroutines, the stack of the line that opened each

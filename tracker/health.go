@@ -109,7 +109,8 @@ func WithThresholds(th Thresholds) Option {
 // thresholds: those that a poll's probe or the program's own Read found
 // peer-closed and that are not closed yet, with their ages measured now
 // from PeerClosedAt. It probes nothing itself (Poll does), and costs in
-// proportion to those connections, not to all of them.
+// proportion to the tracker's suspects (connections whose peer has closed,
+// and resources whose kind has a hold limit), not to every connection.
 func (t *Tracker) Health() Health {
 	h := t.health(t.now())
 	h.FDLimit = sock.SoftFDLimit()

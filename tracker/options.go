@@ -113,8 +113,9 @@ func WithOnLeak(fn func(Leak)) Option {
 	})
 }
 
-// WithOnResolved registers a callback called when a resource that was
-// reported leaked is closed after all. It runs like the WithOnLeak callback.
+// WithOnResolved registers a callback called once when a resource that was
+// reported leaked is closed after all, or collected by the runtime (its
+// CloseStack is then empty). It runs like the WithOnLeak callback.
 func WithOnResolved(fn func(Leak)) Option {
 	return optionFunc(func(c *config) error {
 		c.onResolved = fn

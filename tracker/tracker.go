@@ -449,8 +449,9 @@ func (t *Tracker) Open() []Resource {
 // leaked now, by the state the tracker knows (call Poll first to probe the
 // sockets this instant), followed by the most recent resources that were
 // garbage-collected without Close (ReasonCollected; at most 1024 of them,
-// the oldest forgotten first), which are gone and no longer open. Each
-// group is in the order the resources were opened.
+// the oldest forgotten first), which are gone and no longer open. The open
+// ones come in the order they were opened, the collected ones in the order
+// the runtime collected them.
 func (t *Tracker) Leaks() []Leak {
 	t.pollMu.Lock()
 	defer t.pollMu.Unlock()
@@ -638,7 +639,7 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 			slog.String("site", l.Site().String()),
 			slog.String("local", l.LocalAddr),
 			slog.String("remote", l.RemoteAddr),
-			slog.String("closed_at", l.CloseStack.Site().String()))
+			slog.String("closed_at", closedAt(l)))
 	}
 	if dropped > 0 {
 		logger.LogAttrs(ctx, slog.LevelWarn, "connleak: collected resources not reported: queue full",
@@ -676,4 +677,12 @@ func (t *Tracker) registerConn(r *record, c net.Conn) {
 		r.cookie.Store(sock.Cookie(r.sock.FD))
 	}
 	t.register(r) // the next poll hands the socket to the engine
+}
+
+// closedAt says where a resolved leak was closed, for its log record.
+func closedAt(l Leak) string {
+	if l.CloseStack.IsZero() {
+		return "no close site: collected by the runtime"
+	}
+	return l.CloseStack.Site().String()
 }

@@ -84,9 +84,8 @@ type Resource struct {
 	State                 State
 	// PeerClosedAt is when the tracker learned that the peer had closed:
 	// the poll whose probe saw it (up to one poll interval after the FIN
-	// arrived, or a full sweep's interval for a socket epoll could not
-	// watch), or the Read that returned EOF or a reset. Zero unless the peer
-	// has closed.
+	// arrived), or the Read that returned EOF or a reset. Zero unless the
+	// peer has closed.
 	PeerClosedAt time.Time
 	LastIO       time.Time // last Read or Write; zero if none yet
 	ClosedAt     time.Time // zero unless closed
@@ -112,7 +111,8 @@ type Resource struct {
 	// CloseStack is where the resource was closed, in the Leak of a
 	// resolved event (WithOnResolved); empty while open. It is recorded for
 	// resources that could have been reported leaked (whose peer had closed,
-	// or whose kind has a hold limit), and left empty for other Closes.
+	// or whose kind has a hold limit), and left empty for other Closes and
+	// for a reported leak that the runtime collected.
 	CloseStack Stack
 }
 
