@@ -115,25 +115,7 @@ func writeGroup(b *strings.Builder, g tracker.ResourceGroup, now time.Time, coll
 	if user := g.Site.Frame; inTest && user != (tracker.Frame{}) && user != line {
 		fmt.Fprintf(b, "  through %s\n", frameShort(user))
 	}
-	section := func(title string, st tracker.Stack) {
-		if st.IsZero() {
-			return
-		}
-		fmt.Fprintf(b, "  %s:\n", title)
-		indent(b, st.String(), "    ")
-	}
-	if h := first.HeldBy; h != nil {
-		section("held by "+h.String()+", opened at", h.Stack)
-	}
-	switch {
-	case first.Accepted:
-		section("first read/write (the handler that owns it)", first.FirstIOStack)
-		section("accepted at", first.Stack)
-	case first.HeldBy != nil:
-		section("dialed by", first.Stack)
-	default:
-		section("opened at", first.Stack)
-	}
+	b.WriteString(first.StackReport())
 }
 
 // testLine is the test's own line in r's stacks: the innermost frame of a

@@ -63,20 +63,6 @@ func (c *config) socketBaseline() *socketBaseline {
 // saying why the sweep was skipped, or why nothing was ignored.
 func unwrappedSockets(cfg *config) ([]tracker.Socket, string) {
 	base := cfg.socketBaseline()
-	// The tracker's sweep says which sockets its wrappers own, but not the
-	// cookies the baseline is kept by: this sweep, made first, has them. A
-	// socket the tracker's sweep then finds at the same descriptor with the
-	// same addresses is the same one; anything else at that descriptor was
-	// opened since, so after the baseline, and is checked.
-	var before map[int]sock.Socket
-	if base != nil && base.err == nil {
-		if list, err := sock.List(); err == nil {
-			before = make(map[int]sock.Socket, len(list))
-			for _, s := range list {
-				before[s.FD] = s
-			}
-		}
-	}
 	socks, err := cfg.tracker.ProcessSockets()
 	if err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
@@ -94,8 +80,7 @@ func unwrappedSockets(cfg *config) ([]tracker.Socket, string) {
 		if s.Tracked {
 			continue
 		}
-		if b, ok := before[s.FD]; ok && b.Network == s.Network && b.LocalAddr == s.LocalAddr &&
-			b.RemoteAddr == s.RemoteAddr && base.has(b.Cookie) {
+		if base != nil && s.Cookie != 0 && base.has(s.Cookie) {
 			continue
 		}
 		if owned == nil {

@@ -16,6 +16,9 @@ type Socket struct {
 	State      string // kernel state name, e.g. "ESTABLISHED", "CLOSE_WAIT", "LISTEN"; "" if not TCP
 	Tracked    bool   // a wrapper of this Tracker owns it
 	ResourceID uint64 // the tracked Resource.ID when Tracked
+	// Cookie is the kernel's id of the socket (SO_COOKIE), which, unlike
+	// its descriptor number, no later socket takes over; 0 when unknown.
+	Cookie uint64
 }
 
 // trackedCookies maps the socket cookie of every open record of t that has
@@ -61,7 +64,7 @@ func (t *Tracker) ProcessSockets() ([]Socket, error) {
 	tracked := t.trackedCookies()
 	out := make([]Socket, len(socks))
 	for i, s := range socks {
-		out[i] = Socket{FD: s.FD, Network: s.Network, LocalAddr: s.LocalAddr, RemoteAddr: s.RemoteAddr, State: s.State}
+		out[i] = Socket{FD: s.FD, Network: s.Network, LocalAddr: s.LocalAddr, RemoteAddr: s.RemoteAddr, State: s.State, Cookie: s.Cookie}
 		if id, ok := tracked[s.Cookie]; ok && s.Cookie != 0 {
 			out[i].Tracked, out[i].ResourceID = true, id
 		}

@@ -64,6 +64,18 @@ func (r Resource) stateName() string {
 	return "open"
 }
 
+// StackReport is the part of a report that shows the resource's stacks,
+// each under a title and indented, with the user's line first in each: the
+// holder's open site (HeldBy), an accepted connection's first Read or
+// Write, where a Read returned the peer's close to the program, the open
+// site ("opened at", "accepted at", or "dialed by" under a holder), and
+// where it was closed. Stacks not captured are left out.
+func (r Resource) StackReport() string {
+	var b strings.Builder
+	r.writeStacks(&b)
+	return b.String()
+}
+
 func (r Resource) writeStacks(b *strings.Builder) {
 	section := func(title string, s Stack) {
 		if s.IsZero() {
