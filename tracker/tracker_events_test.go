@@ -237,12 +237,13 @@ func TestEventsUnderChurn(t *testing.T) {
 	defer closedMu.Unlock()
 
 	var (
-		freshN, resolvedN                         int
-		dupFresh, dupResolved, resolvedBeforeLeak int
-		zeroClosedAt, closedBeforeOpen, badFor    int
-		noCloseStack, zeroPeerClosedAt            int
+		freshN, resolvedN                          int
+		dupFresh, dupResolved, resolvedBeforeLeak  int
+		zeroClosedAt, closedBeforeOpen, badFor     int
+		noCloseStack, zeroPeerClosedAt, unresolved int
 	)
 	fresh := make(map[uint64]int)
+	collectedLeak := make(map[uint64]bool)
 	resolved := make(map[uint64]int)
 	var examples []string
 	example := func(what string, l Leak) {
@@ -256,6 +257,7 @@ func TestEventsUnderChurn(t *testing.T) {
 		l := ev.leak
 		if !ev.resolved {
 			freshN++
+			collectedLeak[l.ID] = l.Reason == ReasonCollected
 			if fresh[l.ID]++; fresh[l.ID] > 1 {
 				dupFresh++
 				example("second report", l)
@@ -294,9 +296,21 @@ func TestEventsUnderChurn(t *testing.T) {
 		}
 	}
 
+	// Everything was closed or collected and the tracker has settled: every
+	// leak reported while open was resolved. (A resource reported as
+	// collected without Close is gone: nothing resolves it.)
+	for id := range fresh {
+		if resolved[id] == 0 && !collectedLeak[id] {
+			unresolved++
+			if len(examples) < 5 {
+				examples = append(examples, fmt.Sprintf("reported, never resolved: id %d", id))
+			}
+		}
+	}
+
 	t.Logf("%d handles and %d conns; %d leak events, %d resolved", handles.Load(), conns.Load(), freshN, resolvedN)
 	bad := dupFresh + dupResolved + resolvedBeforeLeak + zeroClosedAt + closedBeforeOpen + badFor +
-		noCloseStack + zeroPeerClosedAt
+		noCloseStack + zeroPeerClosedAt + unresolved
 	if bad > 0 {
 		t.Errorf("malformed events among %d leak and %d resolved events:\n"+
 			"  duplicate leak events:            %d\n"+
@@ -307,9 +321,10 @@ func TestEventsUnderChurn(t *testing.T) {
 			"  resolved with For out of range:   %d\n"+
 			"  closed with Close, no CloseStack: %d\n"+
 			"  peer-closed, zero PeerClosedAt:   %d\n"+
+			"  reported, never resolved:         %d\n"+
 			"examples:\n  %s",
 			freshN, resolvedN, dupFresh, dupResolved, resolvedBeforeLeak, zeroClosedAt,
-			closedBeforeOpen, badFor, noCloseStack, zeroPeerClosedAt, strings.Join(examples, "\n  "))
+			closedBeforeOpen, badFor, noCloseStack, zeroPeerClosedAt, unresolved, strings.Join(examples, "\n  "))
 	}
 	require.NotZero(t, resolvedN, "nothing was resolved: the test exercised nothing")
 }
