@@ -123,6 +123,7 @@ func checkLibrary(t *testing.T, r tracker.Resource, lib string) {
 	checkWhole(t, r)
 	site := r.Site()
 	assert.Equal(t, tracker.Site{Goroutine: lib}, site, "the stack:\n%s", r.Stack)
+	assert.NotContains(t, r.Stack.Frames()[0].Function, "connleak/tracker.", "the stack starts at the dial's caller")
 	want := "on a " + lib + " goroutine: no line of the program is in its stack"
 	assert.Equal(t, want, site.String())
 	report := tracker.Leak{Resource: r, Reason: tracker.ReasonPeerClosed}.String()
@@ -183,6 +184,9 @@ func TestSiteHelper(t *testing.T) {
 	r := byLocalAddr(t, tr, c.LocalAddr())
 	checkLine(t, r, line)
 	assert.Equal(t, "github.com/connleak/connleak/tracker_test.dialInHelper", r.Site().Function)
+	// The stack starts at the dial's caller: no frame of connleak's own
+	// is left above it, which the headline rule would hide.
+	assert.Equal(t, "github.com/connleak/connleak/tracker_test.dialInHelper", r.Stack.Frames()[0].Function)
 }
 
 func dialInHelper(tr *tracker.Tracker, addr string) (net.Conn, int, error) {
