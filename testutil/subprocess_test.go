@@ -23,7 +23,8 @@ import (
 type demo struct {
 	dir, bin string
 	goBin    string
-	lines    map[string]int // LINE: markers of the sources
+	lines    map[string]int    // LINE: markers of the sources
+	files    map[string]string // the file of each marker
 }
 
 // buildDemo copies the demo package to dir and compiles its test binary with
@@ -41,7 +42,7 @@ func buildDemo(t *testing.T, dir string) *demo {
 	require.NoError(t, err)
 	require.Contains(t, string(gomod), "module github.com/connleak/connleak", "the parent directory must be the repository root")
 
-	d := &demo{dir: dir, bin: filepath.Join(dir, "leakdemo.test"), goBin: goBin, lines: map[string]int{}}
+	d := &demo{dir: dir, bin: filepath.Join(dir, "leakdemo.test"), goBin: goBin, lines: map[string]int{}, files: map[string]string{}}
 	src := filepath.Join("testdata", "leakdemo")
 	entries, err := os.ReadDir(src)
 	require.NoError(t, err)
@@ -54,6 +55,7 @@ func buildDemo(t *testing.T, dir string) *demo {
 		for n := 1; sc.Scan(); n++ {
 			if m := marker.FindStringSubmatch(sc.Text()); m != nil {
 				d.lines[m[1]] = n
+				d.files[m[1]] = e.Name()
 			}
 		}
 	}
@@ -132,11 +134,7 @@ func (d *demo) site(marker, fn string) string {
 	if !ok {
 		panic("no LINE:" + marker + " in testdata/leakdemo")
 	}
-	file := "leak_test.go"
-	if marker == "connect" {
-		file = "client.go"
-	}
-	return fmt.Sprintf("%s:%d in %s", file, n, fn)
+	return fmt.Sprintf("%s:%d in %s", d.files[marker], n, fn)
 }
 
 // TestSubprocess runs the demo's tests in child processes, one scenario per
@@ -179,6 +177,20 @@ func TestSubprocess(t *testing.T) {
 		assert.Contains(t, out, "conn opened on a net/http goroutine: no line of the program is in its stack", out)
 		assert.Contains(t, out, "CLOSE_WAIT", "the server hung up before the check:\n%s", out)
 		assert.Contains(t, out, "net/http.(*Transport).dialConn", "the stack is still shown:\n%s", out)
+	})
+
+	t.Run("a body nethttp tracks names the test's line, for itself and its conn", func(t *testing.T) {
+		t.Parallel()
+		r := d.run(t, nil, "TestLeakNetHTTPBody")
+		out := r.output["TestLeakNetHTTPBody"]
+		assert.Equal(t, "fail", r.action["TestLeakNetHTTPBody"], out)
+		assert.Contains(t, out, "connleak: TestLeakNetHTTPBody left 2 resources still open", out)
+		at := "opened at " + d.site("nethttp-get", "TestLeakNetHTTPBody") + "\n"
+		assert.Contains(t, out, "http.body "+at, out)
+		assert.Contains(t, out, "conn "+at, out)
+		assert.Contains(t, out, "  held by http.body", out)
+		assert.Contains(t, out, "  dialed by:", out)
+		assert.NotContains(t, out, "at transport.go", out)
 	})
 
 	t.Run("clean test passes", func(t *testing.T) {

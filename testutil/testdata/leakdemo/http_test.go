@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/connleak/connleak/nethttp"
 	"github.com/connleak/connleak/testutil"
 )
 
@@ -24,6 +25,23 @@ func TestLeakHTTPTransport(t *testing.T) {
 	t.Cleanup(srv.Close)
 	client := &http.Client{Transport: &http.Transport{DialContext: tr.WrapDialer(nil)}}
 	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold(resp)
+}
+
+// The same leak through nethttp's transport: the body is tracked from the
+// line that called Get, and holds the connection it is read from, so both
+// are reported at this test's line.
+func TestLeakNetHTTPBody(t *testing.T) {
+	tr := testutil.NewTracker(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: nethttp.NewTransport(nil, nethttp.WithTracker(tr))}
+	resp, err := client.Get(srv.URL) // LINE:nethttp-get
 	if err != nil {
 		t.Fatal(err)
 	}

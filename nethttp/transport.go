@@ -1,0 +1,196 @@
+package nethttp
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"slices"
+	"sync"
+
+	"github.com/connleak/connleak/tracker"
+)
+
+// KindBody is the kind of a tracked response body.
+const KindBody tracker.Kind = "http.body"
+
+// NewTransport returns a RoundTripper that makes its requests through a
+// clone of base (a clone of http.DefaultTransport when base is nil), with
+// two additions:
+//
+//   - its connections are dialed through the tracker, below TLS: the
+//     tracked connection sits under each *tls.Conn;
+//   - every response body is tracked from the line that called Do, Get or
+//     Post (the frames of net/http and connleak are skipped) until its
+//     Close, or until it is read to the end; while it is open, the
+//     connection it is read from is held by it (see tracker.Handle.Hold).
+//
+// HTTP/2 stays on wherever base had it: net/http turns it off for a
+// transport with a custom dialer, so the clone attempts HTTP/2 when base
+// would have. A dialer of base's own (DialContext, or the older Dial) still
+// dials, under the tracker's wrapper. DialTLSContext and DialTLS, which
+// net/http uses instead for https, are left as they are: the connections
+// they make are not tracked, though their bodies are.
+func NewTransport(base *http.Transport, opts ...Option) http.RoundTripper {
+	cfg := newConfig(opts)
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	h2 := attemptsHTTP2(base)
+	t := base.Clone()
+	var dial tracker.DialFunc
+	switch {
+	case base.DialContext != nil:
+		dial = base.DialContext
+	case base.Dial != nil: //lint:ignore SA1019 a base that still sets Dial keeps dialing with it
+		dial = func(_ context.Context, network, addr string) (net.Conn, error) {
+			return base.Dial(network, addr) //lint:ignore SA1019 as above
+		}
+	}
+	t.DialContext = cfg.tracker.WrapDialer(dial)
+	if h2 {
+		t.ForceAttemptHTTP2 = true
+	}
+	return &roundTripper{base: t, tr: cfg.tracker}
+}
+
+// attemptsHTTP2 reports whether net/http attempts HTTP/2 on t as it is
+// configured, before a dialer is added to it.
+func attemptsHTTP2(t *http.Transport) bool {
+	switch {
+	case t.Protocols != nil:
+		return t.Protocols.HTTP2() // explicit: the clone keeps it
+	case t.TLSNextProto != nil:
+		_, ok := t.TLSNextProto["h2"]
+		return ok
+	case t.ForceAttemptHTTP2:
+		return true
+	case t.TLSClientConfig != nil && slices.Contains(t.TLSClientConfig.NextProtos, "h2"):
+		return true // net/http configured HTTP/2 on it already, in a first request
+	//lint:ignore SA1019 net/http's own rule reads the deprecated dialers too
+	case t.TLSClientConfig != nil || t.Dial != nil || t.DialContext != nil || t.DialTLS != nil || t.DialTLSContext != nil:
+		return false
+	}
+	return true
+}
+
+// WrapClient returns a copy of c whose requests go through NewTransport:
+// c's transport when it is an *http.Transport (http.DefaultTransport when
+// it is nil). Any other RoundTripper is kept and only its response bodies
+// are tracked, since the tracker cannot reach its dialer. A nil c means
+// http.DefaultClient.
+func WrapClient(c *http.Client, opts ...Option) *http.Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	out := *c
+	switch base := c.Transport.(type) {
+	case nil:
+		out.Transport = NewTransport(nil, opts...)
+	case *http.Transport:
+		out.Transport = NewTransport(base, opts...)
+	default:
+		out.Transport = &roundTripper{base: base, tr: newConfig(opts).tracker}
+	}
+	return &out
+}
+
+// roundTripper tracks the bodies of the responses base returns.
+type roundTripper struct {
+	base http.RoundTripper
+	tr   *tracker.Tracker
+}
+
+// gotConn remembers the connection a request was sent on. The trace that
+// fills it may outlive the request in net/http's read loop, so it must not
+// reach the body's Handle: that would keep a dropped body from being
+// collected, and reported.
+type gotConn struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (g *gotConn) get() net.Conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conn
+}
+
+// RoundTrip sends req through the base transport and tracks the body of
+// its response.
+func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	got := new(gotConn)
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		got.mu.Lock()
+		got.conn = info.Conn
+		got.mu.Unlock()
+	}}
+	traced := req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err := rt.base.RoundTrip(traced)
+	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
+		return resp, err
+	}
+	h := rt.tr.Track(KindBody, tracker.TrackLabel(label(req)))
+	if c := got.get(); c != nil {
+		h.Hold(c)
+	}
+	resp.Body = wrapBody(resp.Body, h)
+	// The caller's request, not the traced copy, as net/http's own
+	// RoundTrippers return it.
+	resp.Request = req
+	return resp, nil
+}
+
+// label is "GET https://example.com/path": the method and the URL without
+// its user, password or query, which may carry credentials.
+func label(req *http.Request) string {
+	if req.URL == nil {
+		return req.Method
+	}
+	u := *req.URL
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return req.Method + " " + u.String()
+}
+
+// body is a tracked response body.
+type body struct {
+	rc   io.ReadCloser
+	h    *tracker.Handle
+	once sync.Once
+}
+
+// rwBody keeps the io.Writer of a 101 Switching Protocols response's body.
+type rwBody struct {
+	*body
+	w io.Writer
+}
+
+func (b *rwBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+func wrapBody(rc io.ReadCloser, h *tracker.Handle) io.ReadCloser {
+	b := &body{rc: rc, h: h}
+	if w, ok := rc.(io.Writer); ok {
+		return &rwBody{body: b, w: w}
+	}
+	return b
+}
+
+// Read reads the body. At its end the body stops being tracked: net/http
+// puts the connection back in its pool then, Close or not.
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.done()
+	}
+	return n, err
+}
+
+// Close ends tracking, then closes the body and returns what its Close
+// returns.
+func (b *body) Close() error {
+	b.done()
+	return b.rc.Close()
+}
+
+func (b *body) done() { b.once.Do(b.h.Close) }
