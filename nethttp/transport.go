@@ -8,6 +8,7 @@ import (
 	"net/http/httptrace"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/connleak/connleak/tracker"
 )
@@ -102,13 +103,20 @@ type roundTripper struct {
 	tr   *tracker.Tracker
 }
 
-// gotConn remembers the connection a request was sent on. The trace that
-// fills it may outlive the request in net/http's read loop, so it must not
-// reach the body's Handle: that would keep a dropped body from being
-// collected, and reported.
+// gotConn remembers the connection a request was sent on, with the trace
+// that fills it in one allocation. The trace may outlive the request in
+// net/http's read loop, so it must not reach the body's Handle: that would
+// keep a dropped body from being collected, and reported.
 type gotConn struct {
-	mu   sync.Mutex
-	conn net.Conn
+	mu    sync.Mutex
+	conn  net.Conn
+	trace httptrace.ClientTrace
+}
+
+func (g *gotConn) set(info httptrace.GotConnInfo) {
+	g.mu.Lock()
+	g.conn = info.Conn
+	g.mu.Unlock()
 }
 
 func (g *gotConn) get() net.Conn {
@@ -121,12 +129,8 @@ func (g *gotConn) get() net.Conn {
 // its response.
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	got := new(gotConn)
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		got.mu.Lock()
-		got.conn = info.Conn
-		got.mu.Unlock()
-	}}
-	traced := req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	got.trace.GotConn = got.set
+	traced := req.WithContext(httptrace.WithClientTrace(req.Context(), &got.trace))
 	resp, err := rt.base.RoundTrip(traced)
 	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
@@ -143,21 +147,20 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // label is "GET https://example.com/path": the method and the URL without
-// its user, password or query, which may carry credentials.
+// its user, password, query or fragment, which may carry credentials.
 func label(req *http.Request) string {
-	if req.URL == nil {
+	u := req.URL
+	if u == nil {
 		return req.Method
 	}
-	u := *req.URL
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	return req.Method + " " + u.String()
+	return req.Method + " " + u.Scheme + "://" + u.Host + u.EscapedPath()
 }
 
 // body is a tracked response body.
 type body struct {
-	rc   io.ReadCloser
-	h    *tracker.Handle
-	once sync.Once
+	rc    io.ReadCloser
+	h     *tracker.Handle
+	ended atomic.Bool
 }
 
 // rwBody keeps the io.Writer of a 101 Switching Protocols response's body.
@@ -193,4 +196,8 @@ func (b *body) Close() error {
 	return b.rc.Close()
 }
 
-func (b *body) done() { b.once.Do(b.h.Close) }
+func (b *body) done() {
+	if b.ended.CompareAndSwap(false, true) {
+		b.h.Close()
+	}
+}
