@@ -139,11 +139,16 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if c := got.get(); c != nil {
 		h.Hold(c)
 	}
-	resp.Body = wrapBody(resp.Body, h)
+	// A copy of the response carries the tracked body: net/http's read
+	// loop keeps its own *Response while it waits for the body, and through
+	// it would keep the Handle of a body the program dropped reachable, so
+	// that it is never reported collected.
+	out := *resp
+	out.Body = wrapBody(resp.Body, h)
 	// The caller's request, not the traced copy, as net/http's own
 	// RoundTrippers return it.
-	resp.Request = req
-	return resp, nil
+	out.Request = req
+	return &out, nil
 }
 
 // label is "GET https://example.com/path": the method and the URL without
