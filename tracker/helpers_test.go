@@ -91,6 +91,7 @@ func pollUntil(t testing.TB, tr *Tracker, within time.Duration, cond func() bool
 func halfClosedServer(t testing.TB, tr *Tracker) net.Conn {
 	t.Helper()
 	ln := tr.WrapListener(listen(t))
+	t.Cleanup(func() { ln.Close() }) // a wrapper dropped would be reported collected
 	client, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
