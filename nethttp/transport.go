@@ -26,6 +26,8 @@ const KindBody tracker.Kind = "http.body"
 //     Post (the frames of net/http and connleak are skipped) until its
 //     Close, or until it is read to the end; while it is open, the
 //     connection it is read from is held by it (see tracker.Handle.Hold).
+//     Over HTTP/2, where one connection carries many bodies, the latest
+//     body to arrive on it holds it.
 //
 // HTTP/2 stays on wherever base had it: net/http turns it off for a
 // transport with a custom dialer, so the clone attempts HTTP/2 when base
