@@ -93,13 +93,10 @@ func (s Site) headline() string {
 
 // Site returns the stack's headline (see Site).
 func (s Stack) Site() Site {
-	return siteOf(s.Frames())
-}
-
-func siteOf(frames []Frame) Site {
-	h := stack.Find(framesIn(frames))
+	fs := stack.Frames(s.e.PCs())
+	h := stack.Find(fs)
 	if h.User >= 0 {
-		return Site{Frame: frames[h.User]}
+		return Site{Frame: Frame(fs[h.User])}
 	}
 	if h.Cut {
 		return Site{}
@@ -107,23 +104,15 @@ func siteOf(frames []Frame) Site {
 	return Site{Goroutine: h.Library}
 }
 
-func framesIn(frames []Frame) []stack.Frame {
-	out := make([]stack.Frame, len(frames))
-	for i, f := range frames {
-		out[i] = stack.Frame(f)
-	}
-	return out
-}
-
 // String symbolizes the stack in the format of a goroutine dump, with the
 // user's line first so that the line to fix is the first thing read.
 func (s Stack) String() string {
-	frames := s.Frames()
+	frames := stack.Frames(s.e.PCs())
 	if len(frames) == 0 {
 		return "(no stack)\n"
 	}
 	var b strings.Builder
-	if user := stack.Find(framesIn(frames)).User; user > 0 {
+	if user := stack.Find(frames).User; user > 0 {
 		writeFrame(&b, frames[user], "")
 		b.WriteString("\tcalled through:\n")
 		for _, f := range frames[:user] {
@@ -138,6 +127,6 @@ func (s Stack) String() string {
 	return b.String()
 }
 
-func writeFrame(b *strings.Builder, f Frame, indent string) {
+func writeFrame(b *strings.Builder, f stack.Frame, indent string) {
 	fmt.Fprintf(b, "%s%s\n%s\t%s:%d\n", indent, f.Function, indent, f.File, f.Line)
 }
