@@ -113,7 +113,9 @@ func WithThresholds(th Thresholds) Option {
 // and resources whose kind has a hold limit), not to every connection.
 func (t *Tracker) Health() Health {
 	h := t.health(t.now())
-	h.FDLimit = sock.SoftFDLimit()
+	if h.CloseWait == 0 { // graded without the limit, which nothing counted against
+		h.FDLimit = sock.SoftFDLimit()
+	}
 	return h
 }
 
