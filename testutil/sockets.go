@@ -1,13 +1,12 @@
 package testutil
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
+	"github.com/connleak/connleak/internal/procwide"
 	"github.com/connleak/connleak/internal/sock"
 	"github.com/connleak/connleak/tracker"
 )
@@ -150,68 +149,13 @@ func addrsOwnedByTrackers(verified *tracker.Tracker) map[string]bool {
 	return owned
 }
 
-// defaultMade is set once tracker.Default() is known to have been made.
-var defaultMade atomic.Bool
-
-// defaultTracker is tracker.Default(), for a verification of it.
-func defaultTracker() *tracker.Tracker {
-	defaultMade.Store(true)
-	return tracker.Default()
-}
-
 // madeDefault returns tracker.Default() if something has made it, and nil
 // otherwise, without making it: a verification of another tracker must not
 // start the default tracker's poller, which would run for the rest of the
-// process, and a default tracker nobody made wraps nothing. Its poller
-// goroutine, which runs from then on under a name of its own, shows that it
-// was made. The goroutines are listed only when a socket is found that the
-// other trackers do not own, and only until the poller is seen; a listing
-// that misses it (it shows no stack while it runs on another thread) is made
-// up for by lastLookInDefault.
+// process, and a default tracker nobody made wraps nothing.
 func madeDefault() *tracker.Tracker {
-	if !defaultMade.Load() {
-		if !goroutineRuns(defaultPoller) {
-			return nil
-		}
-		defaultMade.Store(true)
+	if !procwide.DefaultMade.Load() {
+		return nil
 	}
 	return tracker.Default()
-}
-
-// lastLookInDefault takes out of socks, the unwrapped sockets a verification
-// is about to report, those that tracker.Default() owns, asking for it even
-// if the checks found no sign that something made it. If nothing had, it
-// owns nothing and the verification fails as it would have: the default
-// tracker is made here only on the way to a failure.
-func lastLookInDefault(verified *tracker.Tracker, socks []tracker.Socket) []tracker.Socket {
-	if len(socks) == 0 {
-		return socks
-	}
-	def := defaultTracker()
-	if def == verified {
-		return socks
-	}
-	owned := map[string]bool{}
-	addOwned(owned, def)
-	out := socks[:0]
-	for _, s := range socks {
-		if !owned[addrKey(s.LocalAddr, s.RemoteAddr)] {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// goroutineRuns reports whether some goroutine's stack has the function.
-func goroutineRuns(fn string) bool {
-	buf := make([]byte, 64<<10)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return bytes.Contains(buf, []byte("\n"+fn+"("))
 }

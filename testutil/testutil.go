@@ -76,7 +76,7 @@ func VerifyNone(t TestingT, opts ...Option) {
 	cfg := newConfig(opts)
 	s := scope{name: testName(t), attribute: true}
 	if !cfg.trackerSet {
-		cfg.tracker = defaultTracker()
+		cfg.tracker = tracker.Default()
 	}
 	verifyTest(t, cfg, s)
 }
@@ -148,7 +148,7 @@ func verifyMain(m TestingM, w io.Writer, opts []Option) int {
 	}
 	cfg := newConfig(opts)
 	if !cfg.trackerSet {
-		cfg.tracker = defaultTracker()
+		cfg.tracker = tracker.Default()
 	}
 	r := &mainReporter{w: w}
 	verifyTest(r, cfg, scope{main: true})

@@ -116,7 +116,6 @@ func verify(cfg *config, s scope) *findings {
 		time.Sleep(min(backoff, deadline.Sub(now)))
 		backoff = min(2*backoff, maxBackoff)
 	}
-	f.sockets = lastLookInDefault(cfg.tracker, f.sockets)
 	if gch != nil {
 		f.goroutines = <-gch
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/connleak/connleak/internal/procwide"
 	"github.com/connleak/connleak/internal/sock"
 	"github.com/connleak/connleak/internal/stack"
 )
@@ -113,6 +114,7 @@ func Default() *Tracker {
 	defaultOnce.Do(func() {
 		defaultTracker = build(nil)
 		go defaultTracker.runProcessWide()
+		procwide.DefaultMade.Store(true)
 	})
 	return defaultTracker
 }
