@@ -83,15 +83,28 @@ const (
 
 // pcCache remembers the class of recently seen return addresses, so that a
 // walk looks each one up in the function table only once. A slot holds
-// pc<<2|class; a collision only costs a second lookup.
+// pc<<2|class. Each address has two slots to choose from: with one, two
+// addresses of one stack that hashed alike evicted each other on every
+// walk, and each eviction cost a lookup and an allocation.
 var pcCache [2048]atomic.Uintptr
 
 func classifyPC(pc uintptr) pcClass {
-	slot := &pcCache[(pc^pc>>11)%uintptr(len(pcCache))]
-	if v := slot.Load(); v>>2 == pc {
-		return pcClass(v & 3)
+	h := pc ^ pc>>11
+	a := &pcCache[h%uintptr(len(pcCache))]
+	va := a.Load()
+	if va>>2 == pc {
+		return pcClass(va & 3)
+	}
+	b := &pcCache[(h>>11^h*0x9e3779b9)%uintptr(len(pcCache))]
+	vb := b.Load()
+	if vb>>2 == pc {
+		return pcClass(vb & 3)
 	}
 	c := classifyPCSlow(pc)
+	slot := a
+	if va != 0 && vb == 0 {
+		slot = b
+	}
 	slot.Store(pc<<2 | uintptr(c))
 	return c
 }
