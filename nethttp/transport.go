@@ -103,6 +103,30 @@ func WrapClient(c *http.Client, opts ...Option) *http.Client {
 type roundTripper struct {
 	base http.RoundTripper
 	tr   *tracker.Tracker
+	last atomic.Pointer[lastLabel]
+}
+
+// lastLabel is the label of the latest request, kept because a client
+// mostly calls one URL again and again: its option is then made once, not
+// built and boxed on every request.
+type lastLabel struct {
+	method, scheme, host, path string
+	opt                        tracker.TrackOption
+}
+
+func (rt *roundTripper) labelFor(req *http.Request) tracker.TrackOption {
+	u := req.URL
+	if u == nil {
+		return tracker.TrackLabel(req.Method)
+	}
+	path := u.EscapedPath()
+	if l := rt.last.Load(); l != nil && l.method == req.Method && l.scheme == u.Scheme && l.host == u.Host && l.path == path {
+		return l.opt
+	}
+	l := &lastLabel{method: req.Method, scheme: u.Scheme, host: u.Host, path: path}
+	l.opt = tracker.TrackLabel(label(req))
+	rt.last.Store(l)
+	return l.opt
 }
 
 // gotConn remembers the connection a request was sent on, with the trace
@@ -137,7 +161,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
 	}
-	h := rt.tr.Track(KindBody, tracker.TrackLabel(label(req)))
+	h := rt.tr.Track(KindBody, rt.labelFor(req))
 	if c := got.get(); c != nil {
 		h.Hold(c)
 	}
