@@ -208,7 +208,8 @@ func TestHealthyUseIsNotReported(t *testing.T) {
 	}
 }
 
-// A body dropped without Close is reported as collected, with its line.
+// A body dropped without Close is reported as collected, with its line,
+// and its connection goes on being reported under that line.
 func TestDroppedBodyIsCollected(t *testing.T) {
 	tr, log := newTracker(t)
 	srv := server(t, false)
@@ -228,6 +229,26 @@ func TestDroppedBodyIsCollected(t *testing.T) {
 	}
 	require.NotZero(t, got.ID, "the dropped body was never reported collected")
 	assert.Equal(t, fetchLine, got.Site().Line)
+
+	// Its connection, which net/http's read loop keeps waiting for the
+	// dropped body, is still reported under fetch's line once the server
+	// has closed it for idleness.
+	var conn tracker.Leak
+	deadline = time.Now().Add(5 * time.Second)
+	for conn.ID == 0 && time.Now().Before(deadline) {
+		tr.Poll()
+		for _, l := range log.all() {
+			if l.Kind == tracker.KindConn {
+				conn = l
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NotZero(t, conn.ID, "the connection of the dropped body was never reported")
+	require.NotNil(t, conn.HeldBy, conn.String())
+	assert.True(t, conn.HeldBy.Collected)
+	assert.Equal(t, fetchLine, conn.Site().Line, conn.String())
+	assert.Equal(t, "CLOSE_WAIT", conn.SocketState)
 }
 
 // The tracked connection sits under TLS, never around a *tls.Conn.

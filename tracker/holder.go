@@ -24,8 +24,12 @@ type holders struct {
 // c is a connection this tracker wraps, or one that unwraps to it through
 // NetConn, as a *tls.Conn does. A Handle holds one connection at a time and
 // a connection has one holder: a later Hold replaces an earlier link of
-// either. The link ends when h or c is closed. Hold does nothing when h is
-// nil or closed, or c is not tracked by h's tracker.
+// either. The link ends when h or c is closed, or when h is garbage-collected
+// without Close after c was closed. A Handle collected without Close while
+// c is open still holds c: what the program dropped unclosed is what keeps
+// c open (net/http's read loop waits for that body to be read or closed,
+// forever), so c's reports go on leading with h's line. Hold does nothing
+// when h is nil or closed, or c is not tracked by h's tracker.
 func (h *Handle) Hold(c net.Conn) {
 	if h == nil {
 		return
@@ -94,6 +98,21 @@ func (t *Tracker) unlinkLocked(r *record) {
 		delete(t.links.byHolder, r.id)
 		delete(t.links.byConn, held.id)
 	}
+	if holder, ok := t.links.byConn[r.id]; ok {
+		delete(t.links.byConn, r.id)
+		delete(t.links.byHolder, holder.id)
+	}
+}
+
+// unlinkCollected ends the links of r, which was garbage-collected without
+// Close, but for the connection r holds: that link lasts until the
+// connection closes (see Hold).
+func (t *Tracker) unlinkCollected(r *record) {
+	if !r.linked.Load() {
+		return
+	}
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
 	if holder, ok := t.links.byConn[r.id]; ok {
 		delete(t.links.byConn, r.id)
 		delete(t.links.byHolder, holder.id)

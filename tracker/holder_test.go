@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -237,4 +238,36 @@ func TestHoldRacingCloseLeavesNoLink(t *testing.T) {
 	for _, r := range tr.Open() {
 		assert.Nil(t, r.HeldBy, "a closed holder holds nothing")
 	}
+}
+
+// A holder dropped without Close while it holds a connection still holds
+// it: net/http's read loop waits for a dropped body forever, so the
+// connection's reports go on naming the body's line. The link ends when the
+// connection closes.
+func TestCollectedHolderKeepsHolding(t *testing.T) {
+	tr, log := newTestTracker(t)
+	c, s := dialPair(t, tr)
+	defer s.Close()
+	func() {
+		h := tr.Track("body") // the holder's line, dropped without Close
+		h.Hold(c)
+	}()
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool {
+		runtime.GC()
+		return len(log.Leaks()) == 1
+	}), "the dropped holder is reported collected")
+	collected := log.Leaks()[0]
+	assert.Equal(t, ReasonCollected, collected.Reason)
+	assert.True(t, collected.Collected)
+
+	r := connOpen(t, tr)
+	require.NotNil(t, r.HeldBy, "a holder collected without Close still holds its connection")
+	assert.True(t, r.HeldBy.Collected)
+	assert.Equal(t, collected.Site(), r.Site(), "the connection leads with the dropped holder's line")
+	assert.Contains(t, r.StackReport(), "held by body (collected), opened at:")
+
+	require.NoError(t, c.Close())
+	byConn, byHolder := linkCount(tr)
+	assert.Zero(t, byConn)
+	assert.Zero(t, byHolder)
 }

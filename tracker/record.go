@@ -193,6 +193,7 @@ func (r *record) snapshot(sockName string) Resource {
 		FirstIOStack:       stackOf(r.firstIO.Load()),
 		PeerCloseSeenStack: stackOf(r.peerSeen.Load()),
 		CloseStack:         stackOf(r.closeSite.Load()),
+		Collected:          r.collected.Load(),
 	}
 	if r.laddr != nil {
 		res.LocalAddr = r.laddr.String()

@@ -22,7 +22,8 @@ func (l Leak) String() string {
 // String describes the resource on one line: its kind, network and
 // addresses ("->" to the peer it dialed, "<-" from the peer it accepted),
 // its label, and its state: the kernel's name for the socket's state where a
-// probe saw one, else "open", "listening", "peer-closed" or "closed".
+// probe saw one, else "open", "listening", "peer-closed", "closed" or
+// "collected" (garbage-collected without Close).
 //
 //	conn tcp 127.0.0.1:8080 <- 127.0.0.1:50312 (CLOSE_WAIT)
 func (r Resource) String() string {
@@ -54,6 +55,8 @@ func (r Resource) stateName() string {
 	switch {
 	case r.SocketState != "" && r.State != StateClosed:
 		return r.SocketState
+	case r.Collected:
+		return "collected"
 	case r.State == StateClosed:
 		return "closed"
 	case r.Kind == KindListener:

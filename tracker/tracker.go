@@ -375,7 +375,11 @@ func (t *Tracker) forget(r *record) {
 		t.engine.unwatch(r)
 	}
 	t.unregister(r)
-	t.unlink(r)
+	if r.collected.Load() {
+		t.unlinkCollected(r)
+	} else {
+		t.unlink(r)
+	}
 	t.profileRemove(r)
 	t.stacks.Release(r.open)
 	t.stacks.Release(r.firstIO.Load())

@@ -114,6 +114,9 @@ type Resource struct {
 	// or whose kind has a hold limit), and left empty for other Closes and
 	// for a reported leak that the runtime collected.
 	CloseStack Stack
+	// Collected is true for a resource garbage-collected without Close; its
+	// State is StateClosed.
+	Collected bool
 }
 
 // Site is the resource's headline: the user's line that owns it. For a
