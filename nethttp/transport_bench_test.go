@@ -7,15 +7,47 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/connleak/connleak/nethttp"
 	"github.com/connleak/connleak/tracker"
 )
 
+// interleave runs each of fns once per op, rotating which goes first so that
+// load on a shared machine hits them alike, and reports each one's ns/op
+// under its name and its ratio to the first, the raw case, as name/raw.
+func interleave(b *testing.B, names []string, fns []func()) {
+	b.Helper()
+	for _, fn := range fns {
+		fn() // connections dialed and servers warm before the clock runs
+	}
+	b.ReportAllocs()
+	total := make([]time.Duration, len(fns))
+	n := 0
+	for b.Loop() {
+		for k := range fns {
+			i := (n + k) % len(fns)
+			t0 := time.Now()
+			fns[i]()
+			total[i] += time.Since(t0)
+		}
+		n++
+	}
+	for i, name := range names {
+		b.ReportMetric(float64(total[i].Nanoseconds())/float64(n), name+"-ns/op")
+		if i > 0 {
+			b.ReportMetric(float64(total[i])/float64(total[0]), name+"/raw")
+		}
+	}
+}
+
 // BenchmarkKeepAliveGet runs a keep-alive GET loop against a loopback
-// server through a plain transport and through NewTransport, interleaved
-// (each op runs both, alternating which goes first, so that load on a
-// shared machine hits both alike), and reports raw-ns/op, tracked-ns/op and
-// their ratio.
+// server three ways, interleaved: through a plain transport (raw), through
+// NewTransport (tracked), and, for comparison, through otelhttp's transport
+// with no-op providers (otelhttp). It reports each one's ns/op and its
+// ratio to raw.
 //
 //	go test -run '^$' -bench KeepAliveGet -count 10 ./nethttp
 func BenchmarkKeepAliveGet(b *testing.B) {
@@ -25,37 +57,24 @@ func BenchmarkKeepAliveGet(b *testing.B) {
 	defer srv.Close()
 	tr := tracker.New(tracker.WithLogger(nil))
 	defer tr.Close()
-	raw := &http.Client{Transport: &http.Transport{}}
-	tracked := &http.Client{Transport: nethttp.NewTransport(&http.Transport{}, nethttp.WithTracker(tr))}
-	defer raw.CloseIdleConnections()
-	defer tracked.CloseIdleConnections()
-	get := func(c *http.Client) {
-		resp, err := c.Get(srv.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	clients := []*http.Client{
+		{Transport: &http.Transport{}},
+		{Transport: nethttp.NewTransport(&http.Transport{}, nethttp.WithTracker(tr))},
+		{Transport: otelhttp.NewTransport(&http.Transport{},
+			otelhttp.WithTracerProvider(tracenoop.NewTracerProvider()),
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))},
 	}
-	get(raw) // the connections, dialed once
-	get(tracked)
-	b.ReportAllocs()
-	var tRaw, tTracked time.Duration
-	n := 0
-	for b.Loop() {
-		first, second, d1, d2 := raw, tracked, &tRaw, &tTracked
-		if n%2 == 1 {
-			first, second, d1, d2 = tracked, raw, &tTracked, &tRaw
-		}
-		t0 := time.Now()
-		get(first)
-		t1 := time.Now()
-		get(second)
-		*d2 += time.Since(t1)
-		*d1 += t1.Sub(t0)
-		n++
+	var gets []func()
+	for _, c := range clients {
+		defer c.CloseIdleConnections()
+		gets = append(gets, func() {
+			resp, err := c.Get(srv.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		})
 	}
-	b.ReportMetric(float64(tRaw.Nanoseconds())/float64(n), "raw-ns/op")
-	b.ReportMetric(float64(tTracked.Nanoseconds())/float64(n), "tracked-ns/op")
-	b.ReportMetric(float64(tTracked)/float64(tRaw), "tracked/raw")
+	interleave(b, []string{"raw", "tracked", "otelhttp"}, gets)
 }
