@@ -13,4 +13,10 @@
 // connection back in the pool. Dropped without Close, it is reported as
 // garbage-collected; held longer than a limit set with
 // tracker.WithHoldLimit(nethttp.KindBody, d), as held too long.
+//
+// DebugHandler serves a tracker's state as a page in the manner of
+// net/http/pprof (text, JSON and HTML): health, leaks and open resources
+// grouped by open site, and the process's sockets no wrapper saw. Nothing
+// mounts it by itself; serve it on a loopback listener or behind
+// authentication.
 package nethttp

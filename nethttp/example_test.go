@@ -2,9 +2,12 @@ package nethttp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,4 +45,53 @@ func Example() {
 	// status 503
 	// http.body GET: held longer than its hold limit
 	//   at github.com/connleak/connleak/nethttp_test.Example
+}
+
+// The debug page, mounted on a mux of its own and served on a loopback
+// listener apart from the service's port: it shows addresses and stacks.
+// Here the program reads its JSON view; a browser gets the HTML view and
+// curl the text.
+func ExampleDebugHandler() {
+	tr := tracker.New(tracker.WithLogger(nil))
+	defer tr.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ln = tr.WrapListener(ln) // the service's listener, tracked
+	defer ln.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("/debug/connleak", nethttp.DebugHandler(tr))
+	debugLn, err := net.Listen("tcp", "127.0.0.1:0") // loopback only
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	debugSrv := &http.Server{Handler: mux}
+	go debugSrv.Serve(debugLn)
+	defer debugSrv.Close()
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + debugLn.Addr().String() + "/debug/connleak?format=json")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	var rep nethttp.DebugReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("health:", rep.Health.Status)
+	for _, g := range rep.Open.Groups {
+		fmt.Printf("%d %s %v\n  at %s (%s)\n", g.Count, g.Kind, g.States, g.Site.Function, filepath.Base(g.Site.File))
+	}
+	// Output:
+	// health: ok
+	// 1 listener map[LISTEN:1]
+	//   at github.com/connleak/connleak/nethttp_test.ExampleDebugHandler (example_test.go)
 }
