@@ -9,8 +9,9 @@ import (
 // holder, both ways. A record takes the lock only once it has been part of
 // a link, so the Close of a connection nothing ever held does not.
 type holders struct {
-	byConn   map[uint64]*record // connection id -> its holder
-	byHolder map[uint64]*record // holder id -> the connection it holds
+	byConn   map[uint64]*record  // connection id -> its holder
+	byHolder map[uint64]*record  // holder id -> the connection it holds
+	idle     map[uint64]struct{} // holder ids idle in their pool (see Handle.SetIdle)
 }
 
 // Hold links the connection c to the resource h tracks, which holds it: a
@@ -86,6 +87,7 @@ func (t *Tracker) unlink(r *record) {
 	}
 	t.holdMu.Lock()
 	t.unlinkLocked(r)
+	delete(t.links.idle, r.id)
 	t.holdMu.Unlock()
 }
 

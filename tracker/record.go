@@ -204,6 +204,7 @@ func (r *record) snapshot(sockName string) Resource {
 		held := h.snapshot("")
 		res.HeldBy = &held
 	}
+	res.Idle = t.isIdle(r)
 	return res
 }
 
@@ -211,7 +212,7 @@ func (r *record) snapshot(sockName string) Resource {
 func (r *record) leakAt(reason Reason, now int64, sockName string) Leak {
 	l := Leak{Resource: r.snapshot(sockName), Reason: reason}
 	since := r.openedAt
-	if reason == ReasonPeerClosed {
+	if reason == ReasonPeerClosed || reason == ReasonIdleInPool {
 		since = r.peerClosedAt.Load()
 	}
 	if reason == ReasonCollected {

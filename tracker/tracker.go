@@ -495,9 +495,15 @@ func (t *Tracker) judge(r *record, now int64) Reason {
 	if state == StateClosed || r.closing.Load() {
 		return 0
 	}
-	if state == StatePeerClosed && r.kind != KindListener && r.writing.Load() == 0 &&
-		now-r.quietSince() > int64(t.cfg.grace) {
-		return ReasonPeerClosed
+	if state == StatePeerClosed && r.kind != KindListener {
+		if t.heldIdle(r) {
+			// Nothing reads or writes an idle pooled connection, so no
+			// reply can be on its way: no grace.
+			return ReasonIdleInPool
+		}
+		if r.writing.Load() == 0 && now-r.quietSince() > int64(t.cfg.grace) {
+			return ReasonPeerClosed
+		}
 	}
 	if limit, ok := t.cfg.holdLimits[r.kind]; ok && now-r.openedAt > int64(limit) {
 		return ReasonHeldTooLong
@@ -632,6 +638,12 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 	}
 	ctx := context.Background()
 	for _, g := range GroupLeaks(leaks) {
+		if g.Reason == ReasonIdleInPool {
+			// The pool's hygiene, not the program's leak: never louder than
+			// Info, whatever the health.
+			logger.LogAttrs(ctx, slog.LevelInfo, "connleak: pooled connection closed by its peer while idle", g.attrs()...)
+			continue
+		}
 		logger.LogAttrs(ctx, level, "connleak: leak", g.attrs()...)
 	}
 	for _, l := range resolved {
