@@ -49,8 +49,12 @@ type record struct {
 
 	// Owned by the poller (guarded by t.pollMu).
 	reported bool
-	reason   Reason
+	reason   uint8 // a Reason, in one byte so that limit fits in the size class
 	sockName string
+
+	// limit is TrackHoldLimit's, 0 for the kind's; set before the record is
+	// published, then read-only.
+	limit time.Duration
 }
 
 // observe is called after every Read and Write on a wrapped connection. It
