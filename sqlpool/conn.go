@@ -76,15 +76,15 @@ func (c *conn) startCheckout(opts []tracker.TrackOption) {
 		c.out.Close()
 	}
 	c.out = c.cfg.tr.Track(KindCheckout, opts...)
+	c.h.SetIdle(false)
 	if c.sock != nil {
-		c.h.SetIdle(false)
 		c.out.Hold(c.sock)
 	}
 }
 
 // endCheckout marks the connection back in the pool, idle: its socket is
 // held by the connection's own Handle, so that a server closing it now is
-// reported as the pool's hygiene.
+// reported as the pool's hygiene, and neither is a leak of the program's.
 func (c *conn) endCheckout() {
 	if c.out == nil {
 		return
@@ -93,8 +93,8 @@ func (c *conn) endCheckout() {
 	c.out = nil
 	if c.sock != nil {
 		c.h.Hold(c.sock)
-		c.h.SetIdle(true)
 	}
+	c.h.SetIdle(true)
 }
 
 // ResetSession is called by database/sql when it takes a connection that
