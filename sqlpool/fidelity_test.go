@@ -20,7 +20,7 @@ var (
 		reflect.TypeFor[driver.NamedValueChecker](),
 	}
 	// The two hooks sqlpool needs: the wrapper always has them.
-	connHooks = []reflect.Type{reflect.TypeFor[driver.SessionResetter](), reflect.TypeFor[driver.Validator]()}
+	connHooks  = []reflect.Type{reflect.TypeFor[driver.SessionResetter](), reflect.TypeFor[driver.Validator]()}
 	stmtIfaces = []reflect.Type{
 		reflect.TypeFor[driver.StmtExecContext](), reflect.TypeFor[driver.StmtQueryContext](),
 		reflect.TypeFor[driver.ColumnConverter](), reflect.TypeFor[driver.NamedValueChecker](),
