@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/XSAM/otelsql"
 	"github.com/connleak/connleak/sqlpool"
 	"github.com/connleak/connleak/tracker"
-	_ "modernc.org/sqlite"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // selectOne runs SELECT 1 through db n times.
@@ -21,24 +23,27 @@ func selectOne(b *testing.B, db *sql.DB, n int) {
 	}
 }
 
-// BenchmarkSelectOne interleaves the ways in rounds, so that a noisy
-// machine slows each alike, and reports each one's time per query.
-func BenchmarkSelectOneSQLite(b *testing.B) {
-	raw, err := sql.Open("sqlite", "file::memory:")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer raw.Close()
+// benchSelectOne runs the SELECT 1 loop on backend b three ways in one run,
+// interleaved in rounds so that a noisy machine slows each alike: the
+// driver alone, through sqlpool, and through otelsql with no-op providers.
+// It reports each way's time per query and its ratio to the driver's.
+func benchSelectOne(b *testing.B, be backend) {
+	be.need(b)
 	tr := tracker.New(tracker.WithLogger(nil))
 	defer tr.Close()
-	wrapped, err := sqlpool.Open("sqlite", "file::memory:", sqlpool.WithTracker(tr))
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := sql.OpenDB(be.connector(b, nil))
+	defer raw.Close()
+	wrapped := sqlpool.OpenDB(be.connector(b, tr.WrapDialer(nil)), sqlpool.WithTracker(tr))
 	defer wrapped.Close()
-	ways := []struct {
+	otel := otelsql.OpenDB(be.connector(b, nil),
+		otelsql.WithTracerProvider(tracenoop.NewTracerProvider()),
+		otelsql.WithMeterProvider(metricnoop.NewMeterProvider()))
+	defer otel.Close()
+	runWays(b, []struct {
 		name string
 		db   *sql.DB
-	}{{"raw", raw}, {"sqlpool", wrapped}}
-	runWays(b, ways)
+	}{{"raw", raw}, {"sqlpool", wrapped}, {"otelsql", otel}})
 }
+
+func BenchmarkSelectOneSQLite(b *testing.B)     { benchSelectOne(b, backends[3]) }
+func BenchmarkSelectOnePostgreSQL(b *testing.B) { benchSelectOne(b, backends[0]) }
