@@ -1,5 +1,7 @@
 package sqlpool
 
+//lint:file-ignore SA1019 the wrappers offer the deprecated interfaces exactly when the driver does, and forward them
+
 import (
 	"context"
 	"database/sql/driver"
@@ -39,13 +41,13 @@ func newConn(dc driver.Conn, cfg *config, sock net.Conn) driver.Conn {
 	if _, ok := dc.(driver.Pinger); ok {
 		mask |= 1 << 0
 	}
-	if _, ok := dc.(driver.Execer); ok { //nolint:staticcheck // the wrapper offers what the driver offers
+	if _, ok := dc.(driver.Execer); ok {
 		mask |= 1 << 1
 	}
 	if _, ok := dc.(driver.ExecerContext); ok {
 		mask |= 1 << 2
 	}
-	if _, ok := dc.(driver.Queryer); ok { //nolint:staticcheck // as Execer
+	if _, ok := dc.(driver.Queryer); ok {
 		mask |= 1 << 3
 	}
 	if _, ok := dc.(driver.QueryerContext); ok {
@@ -170,7 +172,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 
 // Begin begins a transaction, tracked until its Commit or Rollback.
 func (c *conn) Begin() (driver.Tx, error) {
-	tx, err := c.drv.Begin() //nolint:staticcheck // database/sql calls it for drivers without BeginTx
+	tx, err := c.drv.Begin()
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +191,7 @@ func (c *connPinger) Ping(ctx context.Context) error {
 type connExecer conn
 
 func (c *connExecer) Exec(query string, args []driver.Value) (driver.Result, error) {
-	if e, ok := c.drv.(driver.Execer); ok { //nolint:staticcheck // offered as the driver offers it
+	if e, ok := c.drv.(driver.Execer); ok {
 		return e.Exec(query, args)
 	}
 	return nil, driver.ErrSkip
@@ -207,7 +209,7 @@ func (c *connExecerContext) ExecContext(ctx context.Context, query string, args 
 type connQueryer conn
 
 func (c *connQueryer) Query(query string, args []driver.Value) (driver.Rows, error) {
-	q, ok := c.drv.(driver.Queryer) //nolint:staticcheck // as Execer
+	q, ok := c.drv.(driver.Queryer)
 	if !ok {
 		return nil, driver.ErrSkip
 	}

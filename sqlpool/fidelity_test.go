@@ -1,5 +1,7 @@
 package sqlpool_test
 
+//lint:file-ignore SA1019 the wrappers offer the deprecated interfaces exactly when the driver does, and forward them
+
 import (
 	"context"
 	"database/sql/driver"

@@ -1,5 +1,7 @@
 package sqlpool
 
+//lint:file-ignore SA1019 the wrappers offer the deprecated interfaces exactly when the driver does, and forward them
+
 import (
 	"context"
 	"database/sql/driver"
@@ -25,7 +27,7 @@ func (c *conn) newStmt(s driver.Stmt) driver.Stmt {
 	if _, ok := s.(driver.StmtQueryContext); ok {
 		mask |= 1 << 1
 	}
-	if _, ok := s.(driver.ColumnConverter); ok { //nolint:staticcheck // offered as the driver offers it
+	if _, ok := s.(driver.ColumnConverter); ok {
 		mask |= 1 << 2
 	}
 	if _, ok := s.(driver.NamedValueChecker); ok {
@@ -44,11 +46,11 @@ func (s *stmt) Close() error {
 func (s *stmt) NumInput() int { return s.drv.NumInput() }
 
 func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
-	return s.drv.Exec(args) //nolint:staticcheck // database/sql calls it for drivers without ExecContext
+	return s.drv.Exec(args)
 }
 
 func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
-	r, err := s.drv.Query(args) //nolint:staticcheck // as Exec
+	r, err := s.drv.Query(args)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func (s *stmtQueryContext) QueryContext(ctx context.Context, args []driver.Named
 type stmtColumnConverter stmt
 
 func (s *stmtColumnConverter) ColumnConverter(idx int) driver.ValueConverter {
-	if c, ok := s.drv.(driver.ColumnConverter); ok { //nolint:staticcheck // as above
+	if c, ok := s.drv.(driver.ColumnConverter); ok {
 		return c.ColumnConverter(idx)
 	}
 	return driver.DefaultParameterConverter
