@@ -47,6 +47,11 @@
 //   - VerifyTestMain(m): verifies after all of a package's tests, and sets
 //     the exit code.
 //
+// A connection that a pool integration marks idle in its pool
+// (tracker.Handle.SetIdle) is the pool's to keep or close, and is left out,
+// whether or not its server has closed it meanwhile: the tracker reports
+// that case with tracker.ReasonIdleInPool, which never fails a test.
+//
 // WithGoroutines adds goleak's goroutine check to the same report, and
 // WithProcessSockets adds the sockets of the process that no wrapper saw
 // (Linux), such as one opened by a plain net.Dial.

@@ -234,6 +234,11 @@ func (c *config) keep(r tracker.Resource, s scope, verdicts map[uint64]bool) boo
 	if !c.since.IsZero() && !r.OpenedAt.After(c.since) {
 		return false
 	}
+	if r.Idle || (r.HeldBy != nil && r.HeldBy.Idle) {
+		// Idle in a pool, with its socket: the pool's to keep or close,
+		// whether or not its server has closed it meanwhile.
+		return false
+	}
 	attribute := s.attribute && s.name != ""
 	if len(c.ignoreFuncs) == 0 && !attribute {
 		return true

@@ -26,6 +26,7 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	}
 	r := t.newRecord(kind, 1+tc.skip)
 	r.label = tc.label
+	r.limit = tc.limit
 	if tc.local != "" || tc.network != "" {
 		r.laddr = stringAddr{tc.network, tc.local} // carries the network even without an address
 	}

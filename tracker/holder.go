@@ -9,8 +9,9 @@ import (
 // holder, both ways. A record takes the lock only once it has been part of
 // a link, so the Close of a connection nothing ever held does not.
 type holders struct {
-	byConn   map[uint64]*record // connection id -> its holder
-	byHolder map[uint64]*record // holder id -> the connection it holds
+	byConn   map[uint64]*record  // connection id -> its holder
+	byHolder map[uint64]*record  // holder id -> the connection it holds
+	idle     map[uint64]struct{} // holder ids idle in their pool (see Handle.SetIdle)
 }
 
 // Hold links the connection c to the resource h tracks, which holds it: a
@@ -90,6 +91,7 @@ func (t *Tracker) unlink(r *record) {
 	}
 	t.holdMu.Lock()
 	t.unlinkLocked(r)
+	delete(t.links.idle, r.id)
 	t.holdMu.Unlock()
 }
 
@@ -101,6 +103,9 @@ func (t *Tracker) unlinkLocked(r *record) {
 	if holder, ok := t.links.byConn[r.id]; ok {
 		delete(t.links.byConn, r.id)
 		delete(t.links.byHolder, holder.id)
+		if holder.isClosed() { // a holder collected without Close held r until now
+			delete(t.links.idle, holder.id)
+		}
 	}
 }
 

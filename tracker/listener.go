@@ -84,7 +84,8 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // WrapDialer returns a DialFunc that dials with dial and returns the
 // connection tracked, with the caller of the returned function as its open
 // site. A nil dial means a zero net.Dialer's DialContext. Errors from dial
-// are returned unchanged.
+// are returned unchanged. A hook that ctx carries (ContextWithDialHook) is
+// called with the tracked connection before it is returned.
 func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 	if dial == nil {
 		var d net.Dialer
@@ -95,6 +96,10 @@ func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 		if err != nil {
 			return c, err
 		}
-		return t.wrapConn(c, false, 1), nil
+		w := t.wrapConn(c, false, 1)
+		if hook, ok := ctx.Value(dialHookKey{}).(func(net.Conn)); ok {
+			hook(w)
+		}
+		return w, nil
 	}
 }

@@ -205,6 +205,7 @@ type trackConfig struct {
 	network, local, remote string
 	skip                   int
 	label                  string
+	limit                  time.Duration
 }
 
 // TrackAddrs records the network and addresses a tracked resource talks over,
@@ -230,4 +231,16 @@ func TrackCallerSkip(n int) TrackOption {
 // contain credentials.
 func TrackLabel(s string) TrackOption {
 	return trackOptionFunc(func(c *trackConfig) { c.label = s })
+}
+
+// TrackHoldLimit sets how long this one resource may stay open before it is
+// judged leaked with ReasonHeldTooLong, in place of its kind's limit
+// (WithHoldLimit): for an integration whose own options set limits on a
+// tracker it was given. A limit that is not positive is ignored.
+func TrackHoldLimit(d time.Duration) TrackOption {
+	return trackOptionFunc(func(c *trackConfig) {
+		if d > 0 {
+			c.limit = d
+		}
+	})
 }

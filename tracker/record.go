@@ -49,8 +49,12 @@ type record struct {
 
 	// Owned by the poller (guarded by t.pollMu).
 	reported bool
-	reason   Reason
+	reason   uint8 // a Reason, in one byte so that limit fits in the size class
 	sockName string
+
+	// limit is TrackHoldLimit's, 0 for the kind's; set before the record is
+	// published, then read-only.
+	limit time.Duration
 }
 
 // observe is called after every Read and Write on a wrapped connection. It
@@ -205,6 +209,7 @@ func (r *record) snapshot(sockName string) Resource {
 		held := h.snapshot("")
 		res.HeldBy = &held
 	}
+	res.Idle = t.isIdle(r)
 	return res
 }
 
@@ -212,7 +217,7 @@ func (r *record) snapshot(sockName string) Resource {
 func (r *record) leakAt(reason Reason, now int64, sockName string) Leak {
 	l := Leak{Resource: r.snapshot(sockName), Reason: reason}
 	since := r.openedAt
-	if reason == ReasonPeerClosed {
+	if reason == ReasonPeerClosed || reason == ReasonIdleInPool {
 		since = r.peerClosedAt.Load()
 	}
 	if reason == ReasonCollected {

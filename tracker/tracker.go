@@ -272,7 +272,7 @@ func (t *Tracker) register(r *record) {
 	}
 	sh.young = append(sh.young, r)
 	sh.mu.Unlock()
-	if limit, ok := t.cfg.holdLimits[r.kind]; ok && limit > 0 {
+	if limit, ok := t.holdLimit(r); ok && limit > 0 {
 		t.addSuspect(r)
 	}
 }
@@ -357,7 +357,7 @@ func (t *Tracker) release(r *record, skip int) {
 	// Loaded after the claim: judge explains why a record the poller has
 	// reported is then always seen peer-closed here.
 	from := State(r.state.Load())
-	if _, held := t.cfg.holdLimits[r.kind]; from == StatePeerClosed || held {
+	if _, held := t.holdLimit(r); from == StatePeerClosed || held {
 		// The close time and site are shown only when a reported leak is
 		// resolved, and only a peer-closed or hold-limited resource can have
 		// been reported: other Closes skip the clock and the stack.
@@ -499,11 +499,17 @@ func (t *Tracker) judge(r *record, now int64) Reason {
 	if state == StateClosed || r.closing.Load() {
 		return 0
 	}
-	if state == StatePeerClosed && r.kind != KindListener && r.writing.Load() == 0 &&
-		now-r.quietSince() > int64(t.cfg.grace) {
-		return ReasonPeerClosed
+	if state == StatePeerClosed && r.kind != KindListener {
+		if t.heldIdle(r) {
+			// Nothing reads or writes an idle pooled connection, so no
+			// reply can be on its way: no grace.
+			return ReasonIdleInPool
+		}
+		if r.writing.Load() == 0 && now-r.quietSince() > int64(t.cfg.grace) {
+			return ReasonPeerClosed
+		}
 	}
-	if limit, ok := t.cfg.holdLimits[r.kind]; ok && now-r.openedAt > int64(limit) {
+	if limit, ok := t.holdLimit(r); ok && now-r.openedAt > int64(limit) {
 		return ReasonHeldTooLong
 	}
 	return 0
@@ -549,7 +555,7 @@ func (t *Tracker) poll() (next int64) {
 			t.susMu.Unlock()
 			// A collected record is resolved from the pending list.
 			if r.reported && !r.collected.Load() {
-				resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
+				resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
 			}
 			continue
 		}
@@ -559,7 +565,7 @@ func (t *Tracker) poll() (next int64) {
 			continue
 		}
 		if reason := t.judge(r, now); reason != 0 {
-			r.reported, r.reason = true, reason
+			r.reported, r.reason = true, uint8(reason)
 			fresh = append(fresh, r.leakAt(reason, now, r.sockName))
 		} else if due := t.dueAt(r); due != 0 && (next == 0 || due < next) {
 			next = due
@@ -574,7 +580,7 @@ func (t *Tracker) poll() (next int64) {
 		if r.reported {
 			// Already reported leaked: the runtime closing it resolves that
 			// leak; it is not a second one.
-			resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
+			resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
 			continue
 		}
 		gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
@@ -593,6 +599,16 @@ func (t *Tracker) poll() (next int64) {
 	return next
 }
 
+// holdLimit is how long r may be open: its own limit (TrackHoldLimit), else
+// its kind's (WithHoldLimit); false when it has none.
+func (t *Tracker) holdLimit(r *record) (time.Duration, bool) {
+	if r.limit > 0 {
+		return r.limit, true
+	}
+	limit, ok := t.cfg.holdLimits[r.kind]
+	return limit, ok
+}
+
 // dueAt returns when r, not leaked now, will be judged leaked if nothing
 // changes: the end of its grace period or hold limit; 0 if never.
 func (t *Tracker) dueAt(r *record) int64 {
@@ -602,7 +618,7 @@ func (t *Tracker) dueAt(r *record) int64 {
 	if State(r.state.Load()) == StatePeerClosed && r.kind != KindListener && r.writing.Load() == 0 {
 		due = r.quietSince() + int64(t.cfg.grace) + 1
 	}
-	if limit, ok := t.cfg.holdLimits[r.kind]; ok && limit > 0 {
+	if limit, ok := t.holdLimit(r); ok && limit > 0 {
 		if d := r.openedAt + int64(limit) + 1; due == 0 || d < due {
 			due = d
 		}
@@ -636,6 +652,12 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 	}
 	ctx := context.Background()
 	for _, g := range GroupLeaks(leaks) {
+		if g.Reason == ReasonIdleInPool {
+			// The pool's hygiene, not the program's leak: never louder than
+			// Info, whatever the health.
+			logger.LogAttrs(ctx, slog.LevelInfo, "connleak: pooled connection closed by its peer while idle", g.attrs()...)
+			continue
+		}
 		logger.LogAttrs(ctx, level, "connleak: leak", g.attrs()...)
 	}
 	for _, l := range resolved {

@@ -58,6 +58,12 @@ const (
 	// ReasonCollected: the program dropped the resource without closing it
 	// and the garbage collector reclaimed it.
 	ReasonCollected
+	// ReasonIdleInPool: the peer closed a connection while it sat idle in
+	// its pool (see Handle.SetIdle): a server's idle timeout, restart or
+	// kill, which the pool's hygiene answers, not a bug in the program. It
+	// is reported at Info level, as soon as it is seen, and testutil never
+	// fails a test for it.
+	ReasonIdleInPool
 )
 
 // String describes the reason in a few words, as reports print it.
@@ -69,6 +75,8 @@ func (r Reason) String() string {
 		return "held longer than its hold limit"
 	case ReasonCollected:
 		return "garbage-collected without Close"
+	case ReasonIdleInPool:
+		return "peer closed it while idle in its pool"
 	}
 	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }
@@ -108,6 +116,10 @@ type Resource struct {
 	// pooled connection. Its Site is then this resource's Site, and Stack
 	// and FirstIOStack say who dialed it. Nil when nothing holds it.
 	HeldBy *Resource
+	// Idle is true while the resource is idle in its pool (see
+	// Handle.SetIdle): a pooled connection nobody has checked out, and the
+	// socket it holds is then not in use by the program either.
+	Idle bool
 	// CloseStack is where the resource was closed, in the Leak of a
 	// resolved event (WithOnResolved); empty while open. It is recorded for
 	// resources that could have been reported leaked (whose peer had closed,

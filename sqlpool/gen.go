@@ -1,0 +1,3 @@
+package sqlpool
+
+//go:generate go run ./internal/genwrap
