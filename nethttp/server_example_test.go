@@ -64,3 +64,41 @@ func ExampleWrapServer() {
 	// conn: peer closed, never closed here, held by http.hijacked
 	//   at github.com/connleak/connleak/nethttp_test.ExampleWrapServer.func1
 }
+
+// A handler that waits on something that never comes, and does not watch
+// its request's context: its client gives up, and the connection stays in
+// CLOSE_WAIT under the handler. Middleware names the handler.
+func ExampleMiddleware() {
+	tr := tracker.New(tracker.WithLogger(nil),
+		tracker.WithPollInterval(10*time.Millisecond), tracker.WithGracePeriod(20*time.Millisecond))
+	defer tr.Close()
+	upstream := make(chan string) // never answers, until the example ends
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /report", func(w http.ResponseWriter, _ *http.Request) { // the line the report names
+		fmt.Fprint(w, <-upstream)
+	})
+	ts := httptest.NewUnstartedServer(nethttp.Middleware(mux, nethttp.WithTracker(tr)))
+	ts.Listener = tr.WrapListener(ts.Listener)
+	nethttp.WrapServer(ts.Config, nethttp.WithTracker(tr))
+	ts.Start()
+	defer ts.Close()
+	defer close(upstream)
+
+	client := &http.Client{Timeout: 50 * time.Millisecond} // the client gives up
+	if _, err := client.Get(ts.URL + "/report"); err != nil {
+		fmt.Println("client: timed out")
+	}
+
+	var leaks []tracker.Leak
+	for deadline := time.Now().Add(5 * time.Second); len(leaks) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		leaks = tr.Leaks()
+	}
+	for _, l := range leaks {
+		fmt.Printf("%s: %s, held by %s %q\n  at %s\n", l.Kind, l.Reason, l.HeldBy.Kind, l.HeldBy.Label, l.Site().Function)
+	}
+	// Output:
+	// client: timed out
+	// conn: peer closed, never closed here, held by http.request "GET /report"
+	//   at github.com/connleak/connleak/nethttp_test.ExampleMiddleware.func1
+}
