@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/connleak/connleak/nethttp"
 	"github.com/connleak/connleak/tracker"
@@ -13,9 +12,7 @@ import (
 
 // BenchmarkKeepAliveGet runs a keep-alive GET loop against a loopback
 // server through a plain transport and through NewTransport, interleaved
-// (each op runs both, alternating which goes first, so that load on a
-// shared machine hits both alike), and reports raw-ns/op, tracked-ns/op and
-// their ratio.
+// (see interleave), and reports raw-ns/op, tracked-ns/op and their ratio.
 //
 //	go test -run '^$' -bench KeepAliveGet -count 10 ./nethttp
 func BenchmarkKeepAliveGet(b *testing.B) {
@@ -40,22 +37,5 @@ func BenchmarkKeepAliveGet(b *testing.B) {
 	get(raw) // the connections, dialed once
 	get(tracked)
 	b.ReportAllocs()
-	var tRaw, tTracked time.Duration
-	n := 0
-	for b.Loop() {
-		first, second, d1, d2 := raw, tracked, &tRaw, &tTracked
-		if n%2 == 1 {
-			first, second, d1, d2 = tracked, raw, &tTracked, &tRaw
-		}
-		t0 := time.Now()
-		get(first)
-		t1 := time.Now()
-		get(second)
-		*d2 += time.Since(t1)
-		*d1 += t1.Sub(t0)
-		n++
-	}
-	b.ReportMetric(float64(tRaw.Nanoseconds())/float64(n), "raw-ns/op")
-	b.ReportMetric(float64(tTracked.Nanoseconds())/float64(n), "tracked-ns/op")
-	b.ReportMetric(float64(tTracked)/float64(tRaw), "tracked/raw")
+	interleave(b, func() { get(raw) }, func() { get(tracked) })
 }
