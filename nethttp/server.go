@@ -30,7 +30,7 @@ func Listen(network, addr string, opts ...Option) (net.Listener, error) {
 // Listener before Start), so that every connection it accepts is tracked;
 // srv.ListenAndServe makes a listener of its own, which is not.
 //
-// WrapServer sets two hooks of srv, each calling the one srv had first:
+// WrapServer sets two hooks of srv, each still calling the one srv had:
 //
 //   - ConnState: a connection hijacked from srv (http.Hijacker, or
 //     http.ResponseController's Hijack) is owned from then on by a KindHijacked
@@ -44,10 +44,10 @@ func Listen(network, addr string, opts ...Option) (net.Listener, error) {
 //
 // The handler and the ResponseWriter are left as they are: http.Flusher,
 // http.Hijacker, http.ResponseController and every other interface of
-// net/http's own ResponseWriter keep working, and a request served costs
-// no more than its connection's tracked Reads and Writes. A hijacked
-// connection is the very net.Conn net/http returns (a *tls.Conn over
-// TLS), with its bufio.ReadWriter.
+// net/http's own ResponseWriter keep working, and WrapServer adds nothing
+// to a request but its ConnState hook. A hijacked connection is the very
+// net.Conn net/http returns (a *tls.Conn over TLS), with its
+// bufio.ReadWriter; net/http supports Hijack over HTTP/1 only.
 //
 // Idle and active keep-alive connections are not leaks, and are not
 // reported: net/http closes an idle connection as soon as its client does,
