@@ -84,7 +84,7 @@ func ExampleMiddleware() {
 	defer ts.Close()
 	defer close(upstream)
 
-	client := &http.Client{Timeout: 50 * time.Millisecond} // the client gives up
+	client := &http.Client{Timeout: 200 * time.Millisecond} // the client gives up
 	if _, err := client.Get(ts.URL + "/report"); err != nil {
 		fmt.Println("client: timed out")
 	}
