@@ -2,7 +2,8 @@ package nethttp
 
 import "github.com/connleak/connleak/tracker"
 
-// An Option configures NewTransport and WrapClient.
+// An Option configures NewTransport, WrapClient, Listen, WrapServer and
+// Middleware.
 type Option interface {
 	apply(*config)
 }

@@ -177,12 +177,17 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &out, nil
 }
 
-// label is "GET https://example.com/path": the method and the URL without
-// its user, password, query or fragment, which may carry credentials.
+// label is "GET https://example.com/path" for a client's request, and
+// "GET /path" for a request a server received: the method and the URL
+// without its user, password, query or fragment, which may carry
+// credentials.
 func label(req *http.Request) string {
 	u := req.URL
-	if u == nil {
+	switch {
+	case u == nil:
 		return req.Method
+	case u.Scheme == "":
+		return req.Method + " " + u.Host + u.EscapedPath()
 	}
 	return req.Method + " " + u.Scheme + "://" + u.Host + u.EscapedPath()
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -14,34 +13,6 @@ import (
 	"github.com/connleak/connleak/nethttp"
 	"github.com/connleak/connleak/tracker"
 )
-
-// interleave runs each of fns once per op, rotating which goes first so that
-// load on a shared machine hits them alike, and reports each one's ns/op
-// under its name and its ratio to the first, the raw case, as name/raw.
-func interleave(b *testing.B, names []string, fns []func()) {
-	b.Helper()
-	for _, fn := range fns {
-		fn() // connections dialed and servers warm before the clock runs
-	}
-	b.ReportAllocs()
-	total := make([]time.Duration, len(fns))
-	n := 0
-	for b.Loop() {
-		for k := range fns {
-			i := (n + k) % len(fns)
-			t0 := time.Now()
-			fns[i]()
-			total[i] += time.Since(t0)
-		}
-		n++
-	}
-	for i, name := range names {
-		b.ReportMetric(float64(total[i].Nanoseconds())/float64(n), name+"-ns/op")
-		if i > 0 {
-			b.ReportMetric(float64(total[i])/float64(total[0]), name+"/raw")
-		}
-	}
-}
 
 // BenchmarkKeepAliveGet runs a keep-alive GET loop against a loopback
 // server three ways, interleaved: through a plain transport (raw), through

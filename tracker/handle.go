@@ -13,7 +13,8 @@ type Handle struct {
 // Track starts tracking a resource of any kind that the tracker does not
 // wrap itself: an HTTP response body, an SQL transaction, a pooled
 // connection checked out of a pool. The open-site stack is the caller's (see
-// TrackCallerSkip). An empty kind means KindResource.
+// TrackCallerSkip), unless TrackPCs gives another. An empty kind means
+// KindResource.
 func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	var tc trackConfig
 	for _, o := range opts {
@@ -24,7 +25,12 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	if kind == "" {
 		kind = KindResource
 	}
-	r := t.newRecord(kind, 1+tc.skip)
+	var r *record
+	if len(tc.pcs) > 0 {
+		r = t.newRecordAt(kind, tc.pcs[:min(len(tc.pcs), t.cfg.stackDepth)], 1)
+	} else {
+		r = t.newRecord(kind, 1+tc.skip)
+	}
 	r.label = tc.label
 	r.limit = tc.limit
 	if tc.local != "" || tc.network != "" {

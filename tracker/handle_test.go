@@ -38,3 +38,38 @@ func TestHoldLimit(t *testing.T) {
 	tr.Poll()
 	assert.Len(t, log.Resolved(), 1)
 }
+
+// pcsOfHere returns its own stack, for TrackPCs.
+//
+//go:noinline
+func pcsOfHere() []uintptr {
+	pcs := make([]uintptr, 64)
+	return pcs[:runtime.Callers(1, pcs)]
+}
+
+// TrackPCs gives the open site in place of the caller's stack, cut to the
+// stack depth; without program counters the caller's stack stays.
+func TestTrackPCs(t *testing.T) {
+	tr, _ := newTestTracker(t, WithStackDepth(2))
+	pcs := pcsOfHere()
+	require.Greater(t, len(pcs), 2)
+	h := tr.Track("request", TrackPCs(pcs))
+	defer h.Close()
+	plain := tr.Track("request", TrackPCs(nil))
+	defer plain.Close()
+	var given, own Resource
+	for _, r := range tr.Open() {
+		switch r.ID {
+		case h.ID():
+			given = r
+		case plain.ID():
+			own = r
+		}
+	}
+	assert.Equal(t, pcs[:2], given.Stack.PCs(), "cut to the stack depth")
+	assert.Equal(t, "github.com/connleak/connleak/tracker.pcsOfHere", given.Site().Function)
+	assert.Equal(t, "github.com/connleak/connleak/tracker.TestTrackPCs", own.Site().Function)
+
+	pcs[0] = 0 // the tracker keeps a copy
+	assert.Equal(t, "github.com/connleak/connleak/tracker.pcsOfHere", given.Stack.Frames()[0].Function)
+}

@@ -32,13 +32,32 @@ type holders struct {
 // forever), so c's reports go on leading with h's line. Hold does nothing
 // when h is nil or closed, or c is not tracked by h's tracker.
 func (h *Handle) Hold(c net.Conn) {
+	h.hold(c, false)
+}
+
+// Own is Hold for a holder whose life is the connection's: the code at h's
+// open site has taken c over for good, as a handler that hijacks a
+// connection from net/http's server has, and nothing will close h but c's
+// end. h is closed when c is closed, or when another holder takes c; when
+// c is garbage-collected without Close, h is reported collected beside it,
+// with its own line. The Handle itself may then be dropped: it is not
+// reported collected on its own.
+//
+// Own reports whether it linked h to c. It does not when Hold would do
+// nothing, or c is closed, and then leaves h as it was: open, for its
+// caller to close.
+func (h *Handle) Own(c net.Conn) bool {
+	return h.hold(c, true)
+}
+
+func (h *Handle) hold(c net.Conn, own bool) bool {
 	if h == nil {
-		return
+		return false
 	}
 	t := h.rec.t
 	conn := t.trackedUnder(c)
 	if conn == nil || conn == h.rec {
-		return
+		return false
 	}
 	// Marked before the closing claims are read, as a Close claims before
 	// it reads the mark: either this Hold sees the claim and links nothing,
@@ -47,19 +66,28 @@ func (h *Handle) Hold(c net.Conn) {
 	h.rec.linked.Store(true)
 	conn.linked.Store(true)
 	t.holdMu.Lock()
-	defer t.holdMu.Unlock()
 	if h.rec.closing.Load() || conn.closing.Load() {
-		return
+		t.holdMu.Unlock()
+		return false
 	}
 	if t.links.byConn == nil {
 		t.links.byConn = make(map[uint64]*record)
 		t.links.byHolder = make(map[uint64]*record)
 	}
 	t.unlinkLocked(h.rec)
-	t.unlinkLocked(conn)
+	ended := t.unlinkLocked(conn)
+	h.rec.owns = own
 	t.links.byConn[conn.id] = h.rec
 	t.links.byHolder[h.rec.id] = conn
+	t.holdMu.Unlock()
+	if own {
+		// Its end is c's now, not its own collection: Stop under the
+		// KeepAlive below, while h cannot have been collected yet.
+		h.rec.cleanup.Stop()
+	}
+	t.endOwner(ended, false)
 	runtime.KeepAlive(h) // collected during Hold, h would claim its close under the link
+	return true
 }
 
 // trackedUnder returns the record of the connection under c that t wraps,
@@ -84,43 +112,72 @@ func (t *Tracker) trackedUnder(c net.Conn) *record {
 	return nil
 }
 
-// unlink ends every link of r, which is being closed.
+// unlink ends every link of r, which is being closed, and then the owner of
+// r, if it had one (see Own).
 func (t *Tracker) unlink(r *record) {
 	if !r.linked.Load() {
 		return
 	}
 	t.holdMu.Lock()
-	t.unlinkLocked(r)
+	owner := t.unlinkLocked(r)
 	delete(t.links.idle, r.id)
 	t.holdMu.Unlock()
+	t.endOwner(owner, false)
 }
 
-func (t *Tracker) unlinkLocked(r *record) {
+// unlinkLocked ends every link of r and returns the holder of r when that
+// holder owns it (see Own), for the caller to end once it has let go of
+// holdMu.
+func (t *Tracker) unlinkLocked(r *record) (owner *record) {
 	if held, ok := t.links.byHolder[r.id]; ok {
 		delete(t.links.byHolder, r.id)
 		delete(t.links.byConn, held.id)
 	}
-	if holder, ok := t.links.byConn[r.id]; ok {
-		delete(t.links.byConn, r.id)
-		delete(t.links.byHolder, holder.id)
-		if holder.isClosed() { // a holder collected without Close held r until now
-			delete(t.links.idle, holder.id)
-		}
+	return t.unlinkHeldLocked(r)
+}
+
+// unlinkHeldLocked ends the link of r to its holder, and returns the holder
+// when it owns r.
+func (t *Tracker) unlinkHeldLocked(r *record) (owner *record) {
+	holder, ok := t.links.byConn[r.id]
+	if !ok {
+		return nil
 	}
+	delete(t.links.byConn, r.id)
+	delete(t.links.byHolder, holder.id)
+	if holder.isClosed() { // a holder collected without Close held r until now
+		delete(t.links.idle, holder.id)
+	}
+	if holder.owns {
+		return holder
+	}
+	return nil
 }
 
 // unlinkCollected ends the links of r, which was garbage-collected without
 // Close, but for the connection r holds: that link lasts until the
-// connection closes (see Hold).
+// connection closes (see Hold). A holder that owned r is reported collected
+// beside it.
 func (t *Tracker) unlinkCollected(r *record) {
 	if !r.linked.Load() {
 		return
 	}
 	t.holdMu.Lock()
-	defer t.holdMu.Unlock()
-	if holder, ok := t.links.byConn[r.id]; ok {
-		delete(t.links.byConn, r.id)
-		delete(t.links.byHolder, holder.id)
+	owner := t.unlinkHeldLocked(r)
+	t.holdMu.Unlock()
+	t.endOwner(owner, true)
+}
+
+// endOwner ends the owner of a connection that was closed, collected or
+// taken by another holder: closed as the connection was, or collected with
+// it, so that the owner's line is reported too.
+func (t *Tracker) endOwner(owner *record, collected bool) {
+	switch {
+	case owner == nil:
+	case collected:
+		collectedCleanup(owner)
+	default:
+		t.release(owner, 2)
 	}
 }
 

@@ -200,7 +200,8 @@ func TestHoldIgnoresWhatItCannotLink(t *testing.T) {
 	}
 }
 
-// Holds racing with the Closes of both sides leave no link behind.
+// Holds and Owns racing with the Closes of both sides leave no link
+// behind.
 func TestHoldRacingCloseLeavesNoLink(t *testing.T) {
 	tr, _ := newTestTracker(t)
 	ln := listen(t)
@@ -216,7 +217,7 @@ func TestHoldRacingCloseLeavesNoLink(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			for range 200 {
+			for i := range 200 {
 				c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
 				if err != nil {
 					t.Error(err)
@@ -224,7 +225,11 @@ func TestHoldRacingCloseLeavesNoLink(t *testing.T) {
 				}
 				h := tr.Track("body")
 				var inner sync.WaitGroup
-				inner.Go(func() { h.Hold(c) })
+				if i%2 == 0 {
+					inner.Go(func() { h.Hold(c) })
+				} else {
+					inner.Go(func() { h.Own(c) })
+				}
 				inner.Go(func() { c.Close() })
 				inner.Go(func() { h.Close() })
 				inner.Wait()
@@ -270,4 +275,152 @@ func TestCollectedHolderKeepsHolding(t *testing.T) {
 	byConn, byHolder := linkCount(tr)
 	assert.Zero(t, byConn)
 	assert.Zero(t, byHolder)
+}
+
+// acceptedPair returns the tracked, accepted side of a loopback connection
+// and its raw client side.
+func acceptedPair(t *testing.T, tr *Tracker) (server, client net.Conn) {
+	t.Helper()
+	ln := tr.WrapListener(listen(t))
+	t.Cleanup(func() { ln.Close() })
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	return server, client
+}
+
+// An owner lives as long as the connection it owns: the connection's
+// reports lead with the owner's line, the owner's Handle may be dropped,
+// and the connection's Close ends both.
+func TestOwnerEndsWithItsConnection(t *testing.T) {
+	tr, log := newTestTracker(t)
+	server, client := acceptedPair(t, tr)
+	ownerLine := func() int {
+		h, line := tr.Track("hijacked"), thisLine(t) // the owner's line
+		require.True(t, h.Own(server))
+		return line
+	}() // the Handle is dropped here
+
+	var conn Resource
+	for range 3 {
+		runtime.GC() // a dropped owner is not reported collected
+	}
+	for _, r := range tr.Open() {
+		if r.Kind == KindConn {
+			conn = r
+		}
+	}
+	require.NotNil(t, conn.HeldBy)
+	assert.Equal(t, Kind("hijacked"), conn.HeldBy.Kind)
+	assert.Equal(t, ownerLine, conn.Site().Line)
+	assert.Equal(t, "github.com/connleak/connleak/tracker.TestOwnerEndsWithItsConnection.func1", conn.Site().Function)
+
+	client.Close()
+	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	l := log.Leaks()[0]
+	assert.Equal(t, KindConn, l.Kind)
+	assert.Equal(t, ReasonPeerClosed, l.Reason)
+	assert.Equal(t, ownerLine, l.Site().Line, "the peer-closed connection is named by its owner")
+
+	require.NoError(t, server.Close())
+	tr.Poll()
+	for _, r := range tr.Open() {
+		assert.Equal(t, KindListener, r.Kind, "still open: %s", r)
+	}
+	assert.Len(t, log.Leaks(), 1, "nothing more reported: %v", log.Leaks())
+	byConn, byHolder := linkCount(tr)
+	assert.Zero(t, byConn)
+	assert.Zero(t, byHolder)
+}
+
+// thisLine is the line that calls it.
+func thisLine(t *testing.T) int {
+	_, _, line, ok := runtime.Caller(1)
+	require.True(t, ok)
+	return line
+}
+
+// Own links nothing, and leaves the Handle open, where Hold would do
+// nothing or the connection is closed.
+func TestOwnRefusesWhatItCannotLink(t *testing.T) {
+	tr, log := newTestTracker(t)
+	other, _ := newTestTracker(t)
+	server, _ := acceptedPair(t, tr)
+	foreign, _ := acceptedPair(t, other)
+	var nilHandle *Handle
+	assert.False(t, nilHandle.Own(server))
+	h := tr.Track("hijacked")
+	assert.False(t, h.Own(nil))
+	assert.False(t, h.Own(foreign))
+	closed, _ := acceptedPair(t, tr)
+	closed.Close()
+	assert.False(t, h.Own(closed))
+	byConn, _ := linkCount(tr)
+	assert.Zero(t, byConn)
+	var open bool
+	for _, r := range tr.Open() {
+		open = open || r.ID == h.ID()
+	}
+	assert.True(t, open, "a refused owner stays open for its caller to close")
+	h.Close()
+	tr.Poll()
+	assert.Empty(t, log.Leaks())
+}
+
+// A connection collected without Close takes its owner with it, and the
+// owner is reported collected too, with its own line.
+func TestOwnedConnectionCollected(t *testing.T) {
+	tr, log := newTestTracker(t)
+	var ownerLine int
+	ln := tr.WrapListener(listen(t))
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	func() {
+		server, err := ln.Accept()
+		require.NoError(t, err)
+		var h *Handle
+		h, ownerLine = tr.Track("hijacked"), thisLine(t) // the owner's line
+		require.True(t, h.Own(server))
+		// server's wrapper is dropped here, unclosed; the cleanup closes
+		// only the raw socket, which the wrapper no longer reaches.
+	}()
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool { runtime.GC(); return len(log.Leaks()) == 2 }))
+	kinds := map[Kind]Leak{}
+	for _, l := range log.Leaks() {
+		assert.Equal(t, ReasonCollected, l.Reason)
+		kinds[l.Kind] = l
+	}
+	require.Contains(t, kinds, Kind("hijacked"))
+	require.Contains(t, kinds, KindConn)
+	assert.Equal(t, ownerLine, kinds["hijacked"].Site().Line)
+	byConn, byHolder := linkCount(tr)
+	assert.Zero(t, byConn)
+	assert.Zero(t, byHolder)
+}
+
+// A holder that takes an owned connection ends its owner.
+func TestOwnerEndsWhenAnotherHolderTakesOver(t *testing.T) {
+	tr, log := newTestTracker(t)
+	server, _ := acceptedPair(t, tr)
+	owner := tr.Track("hijacked")
+	require.True(t, owner.Own(server))
+	body := tr.Track("body")
+	defer body.Close()
+	body.Hold(server)
+	var kinds []Kind
+	for _, r := range tr.Open() {
+		kinds = append(kinds, r.Kind)
+		if r.Kind == KindConn {
+			require.NotNil(t, r.HeldBy)
+			assert.Equal(t, body.ID(), r.HeldBy.ID)
+		}
+	}
+	assert.NotContains(t, kinds, Kind("hijacked"))
+	tr.Poll()
+	assert.Empty(t, log.Leaks())
 }

@@ -206,6 +206,7 @@ type trackConfig struct {
 	skip                   int
 	label                  string
 	limit                  time.Duration
+	pcs                    []uintptr
 }
 
 // TrackAddrs records the network and addresses a tracked resource talks over,
@@ -224,6 +225,16 @@ func TrackCallerSkip(n int) TrackOption {
 			c.skip = n
 		}
 	})
+}
+
+// TrackPCs gives the resource's open-site stack as program counters,
+// innermost first, as runtime.Callers returns them, instead of the caller's
+// stack: for an integration that tracks a resource on behalf of code that
+// is not on its own stack, such as the handler a middleware calls. At most
+// the tracker's stack depth (WithStackDepth) of them are kept, and the
+// slice is copied. An empty pcs leaves the caller's stack in place.
+func TrackPCs(pcs []uintptr) TrackOption {
+	return trackOptionFunc(func(c *trackConfig) { c.pcs = pcs })
 }
 
 // TrackLabel attaches a short description, such as a SQL statement's first

@@ -26,6 +26,7 @@ type record struct {
 	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
+	owns         bool // guarded by t.holdMu: the connection it holds ends it (see Handle.Own)
 	// linked: held, or holding, at some time (see Handle.Hold). Beside
 	// accepted, it takes the padding before cookie.
 	linked atomic.Bool

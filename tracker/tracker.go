@@ -239,17 +239,31 @@ func (t *Tracker) wall(ns int64) time.Time {
 // newRecord registers a record for a resource opened skip frames above
 // newRecord's caller.
 func (t *Tracker) newRecord(kind Kind, skip int) *record {
+	r := t.makeRecord(kind, t.stacks.Capture(skip+1, t.cfg.stackDepth))
+	t.profileAdd(r, skip+1)
+	return r
+}
+
+// newRecordAt registers a record for a resource whose open-site stack is
+// pcs, not its opener's; the profile, which takes its own stacks, still
+// records the opener's, skip frames above newRecordAt's caller.
+func (t *Tracker) newRecordAt(kind Kind, pcs []uintptr, skip int) *record {
+	r := t.makeRecord(kind, t.stacks.Intern(pcs))
+	t.profileAdd(r, skip+1)
+	return r
+}
+
+func (t *Tracker) makeRecord(kind Kind, open *stack.Entry) *record {
 	r := &record{
 		t:        t,
 		id:       t.nextID.Add(1),
 		kind:     kind,
 		openedAt: t.now(),
-		open:     t.stacks.Capture(skip+1, t.cfg.stackDepth),
+		open:     open,
 	}
 	if r.openedAt == 0 {
 		r.openedAt = 1 // 0 means "never" in the record's clock fields
 	}
-	t.profileAdd(r, skip+1)
 	return r
 }
 

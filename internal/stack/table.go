@@ -167,6 +167,12 @@ func (st *Table) captureLogical(skip, depth int) *Entry {
 	return st.intern(buf[:n])
 }
 
+// Intern returns the entry for pcs, program counters as runtime.Callers
+// returns them, with one reference taken, as Capture does for a stack it
+// captures: for a stack that the caller did not capture itself. It copies
+// pcs, and returns nil for an empty pcs.
+func (st *Table) Intern(pcs []uintptr) *Entry { return st.intern(pcs) }
+
 func (st *Table) hashPCs(pcs []uintptr) uint64 {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&pcs[0])), len(pcs)*int(unsafe.Sizeof(pcs[0])))
 	return maphash.Bytes(st.seed, b)

@@ -85,3 +85,14 @@ func TestCaptureLeavesUnusedStacksToTheSweep(t *testing.T) {
 	st.MaybeSweep()
 	assert.Zero(t, st.Size())
 }
+
+// A stack given to Intern is the entry Capture made for it, with a
+// reference of its own.
+func TestInternSharesCapturedEntries(t *testing.T) {
+	st := NewTable()
+	e := st.Capture(0, 32)
+	got := st.Intern(append([]uintptr(nil), e.PCs()...))
+	assert.Same(t, e, got)
+	assert.Equal(t, int64(2), got.Refs())
+	assert.Nil(t, st.Intern(nil))
+}
