@@ -9,7 +9,9 @@
 // CLOSE_WAIT until the process runs out of file descriptors. net/http has
 // forgotten it since the hijack, so nothing in net/http can say which line
 // took it. The server runs on a tracked listener, made ready by
-// nethttp.WrapServer, and connleak names the line that hijacked it.
+// nethttp.WrapServer, and connleak names the line that hijacked it. An
+// operator's port on loopback serves the health check and the debug page
+// (nethttp.DebugHandler), apart from the service's own.
 //
 //	go run ./examples/httpserver
 package main
@@ -17,6 +19,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,9 +46,10 @@ type config struct {
 }
 
 type result struct {
-	leaks    []tracker.Leak // connections connleak judged leaked
-	health   string         // what GET /healthz answered with the leaks open
-	resolved int            // leaks resolved once the room was closed
+	leaks    []tracker.Leak      // connections connleak judged leaked
+	health   string              // what GET /healthz answered with the leaks open
+	debug    nethttp.DebugReport // what the debug page showed then
+	resolved int                 // leaks resolved once the room was closed
 }
 
 func run(out io.Writer, cfg config) (result, error) {
@@ -72,7 +76,6 @@ func run(out io.Writer, cfg config) (result, error) {
 	room := &room{sessions: make(map[*session]bool)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /chat", room.chat)
-	operatorRoutes(mux, tr)
 	srv := nethttp.WrapServer(&http.Server{
 		Handler:           nethttp.Middleware(mux, nethttp.WithTracker(tr)),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -84,7 +87,17 @@ func run(out io.Writer, cfg config) (result, error) {
 		<-served
 		room.close()
 	}()
-	base := "http://" + ln.Addr().String()
+	// The operator's port: a second listener, on loopback only, for the
+	// health check and the debug page. The page shows addresses and stacks:
+	// it never goes on the service's own port.
+	opLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	opSrv := &http.Server{Handler: operatorMux(tr), ReadHeaderTimeout: 5 * time.Second}
+	go opSrv.Serve(opLn)
+	defer opSrv.Close()
+	opBase := "http://" + opLn.Addr().String()
 
 	fmt.Fprintf(out, "httpserver: chat server on %s; %d clients join, %d of them hang up\n\n",
 		ln.Addr(), cfg.clients, cfg.hangups)
@@ -124,10 +137,19 @@ func run(out io.Writer, cfg config) (result, error) {
 		fmt.Fprintln(out)
 	}
 
-	if res.health, err = get(base + "/healthz"); err != nil {
+	if res.health, err = get(opBase + "/healthz"); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "GET /healthz: %s\n", res.health)
+	fmt.Fprintf(out, "GET %s/healthz: %s\n", opBase, res.health)
+	page, err := get(opBase + "/debug/connleak?format=json")
+	if err != nil {
+		return res, err
+	}
+	if err := json.Unmarshal([]byte(page), &res.debug); err != nil {
+		return res, fmt.Errorf("debug page: %w", err)
+	}
+	fmt.Fprintf(out, "GET %s/debug/connleak: %d leaks in %d groups, %d open resources (open it in a browser for the table)\n",
+		opBase, res.debug.Leaks.Count, res.debug.Leaks.GroupCount, res.debug.Open.Count)
 
 	// The fix, applied: close every session; each leak reports resolved.
 	room.close()
@@ -139,9 +161,10 @@ func run(out io.Writer, cfg config) (result, error) {
 	return res, nil
 }
 
-// operatorRoutes adds the endpoints an operator reads to mux, beside the
-// application's: the tracker's view of the process.
-func operatorRoutes(mux *http.ServeMux, tr *tracker.Tracker) {
+// operatorMux serves what an operator reads: the tracker's health, and the
+// debug page, text for curl and a table for a browser.
+func operatorMux(tr *tracker.Tracker) *http.ServeMux {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		h := tr.Health()
 		fmt.Fprintf(w, "%s, %d connections in CLOSE_WAIT", h.Status, h.CloseWait)
@@ -149,6 +172,8 @@ func operatorRoutes(mux *http.ServeMux, tr *tracker.Tracker) {
 			fmt.Fprintf(w, "; %s", r)
 		}
 	})
+	mux.Handle("GET /debug/connleak", nethttp.DebugHandler(tr))
+	return mux
 }
 
 // room is the buggy chat server: every session, for broadcasts.

@@ -41,6 +41,14 @@ func TestHTTPServerDemo(t *testing.T) {
 	assert.Contains(t, out.String(), "25 leaks of conn")
 	assert.True(t, strings.HasPrefix(res.health, "ok, 25 connections in CLOSE_WAIT"), res.health)
 	assert.Equal(t, 25, res.resolved, "every leak resolves once the room is closed")
+
+	// The debug page on the operator's port showed the same leaks, at the
+	// same line, in CLOSE-WAIT as ss spells it.
+	require.Equal(t, 25, res.debug.Leaks.Count)
+	require.Len(t, res.debug.Leaks.Groups, 1)
+	g := res.debug.Leaks.Groups[0]
+	assert.Equal(t, line, g.Site.Line)
+	assert.Equal(t, 25, g.States["CLOSE-WAIT"], g.States)
 }
 
 // markerLine finds the line of main.go that carries marker.
