@@ -68,40 +68,47 @@ func BenchmarkInterleavedEcho(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			tr, ln := benchSetup(b)
-			go func() {
-				for {
-					s, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() { io.Copy(s, s); s.Close() }()
-				}
-			}()
-			dial := func() net.Conn {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { c.Close() })
-				return c
-			}
-			raw, wrapped := dial(), tr.WrapConn(dial())
-			msg := make([]byte, size)
-			buf := make([]byte, size)
-			echo := func(c net.Conn) func() {
-				return func() {
-					if _, err := c.Write(msg); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := io.ReadFull(c, buf); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+			dial := echoServer(b, ln)
 			b.SetBytes(int64(2 * size))
 			b.ReportAllocs()
-			interleave(b, echo(raw), echo(wrapped))
+			interleave(b, echoer(b, dial(), size), echoer(b, tr.WrapConn(dial()), size))
 		})
+	}
+}
+
+// echoServer serves an echo on ln until it is closed, and returns a dial
+// of it whose connections are closed when the benchmark ends.
+func echoServer(b *testing.B, ln net.Listener) func() net.Conn {
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(s, s); s.Close() }()
+		}
+	}()
+	return func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+}
+
+// echoer returns one echo of a size-byte message over c.
+func echoer(b *testing.B, c net.Conn, size int) func() {
+	msg := make([]byte, size)
+	buf := make([]byte, size)
+	return func() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

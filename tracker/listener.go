@@ -5,6 +5,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // listener wraps a net.Listener: Accept returns tracked connections.
@@ -21,7 +23,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	return l.rec.t.wrapConn(c, true, 1), nil
+	return l.rec.t.wrapConn(c, true, trace.SpanContext{}, 1), nil
 }
 
 // Close ends tracking, then closes the listener and returns exactly what the
@@ -84,7 +86,8 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // WrapDialer returns a DialFunc that dials with dial and returns the
 // connection tracked, with the caller of the returned function as its open
 // site. A nil dial means a zero net.Dialer's DialContext. Errors from dial
-// are returned unchanged.
+// are returned unchanged. The span active in the dial's context, if any, is
+// the connection's Resource.Span, which its leak spans link to.
 func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 	if dial == nil {
 		var d net.Dialer
@@ -95,6 +98,8 @@ func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 		if err != nil {
 			return c, err
 		}
-		return t.wrapConn(c, false, 1), nil
+		// Only the span's context is kept, never ctx: a request's context
+		// must not stay reachable for as long as its connection.
+		return t.wrapConn(c, false, trace.SpanContextFromContext(ctx), 1), nil
 	}
 }

@@ -26,6 +26,10 @@ type record struct {
 	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
+	// traced: the tracker's telemetry holds a span context or attributes
+	// for this record, out of line (see telemetry.info). Beside accepted,
+	// it takes the padding before linked.
+	traced bool
 	// linked: held, or holding, at some time (see Handle.Hold). Beside
 	// accepted, it takes the padding before cookie.
 	linked atomic.Bool
@@ -203,6 +207,9 @@ func (r *record) snapshot(sockName string) Resource {
 	if h := t.holderOf(r); h != nil {
 		held := h.snapshot("")
 		res.HeldBy = &held
+	}
+	if r.traced {
+		res.Span, res.Attributes = t.tel.infoOf(r.id)
 	}
 	return res
 }

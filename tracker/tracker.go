@@ -59,6 +59,7 @@ type Tracker struct {
 	collected []Leak        // most recent collected-without-Close leaks, bounded
 	status    HealthStatus  // as of the last poll
 	sig       *signalDump   // WithSignalDump; nil when off
+	tel       telemetry     // spans and metrics (otel.go)
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -98,6 +99,7 @@ func build(opts []Option) *Tracker {
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*record)
 	}
+	t.tel.init(t)
 	t.sig = startSignalDump(t)
 	return t
 }
@@ -136,6 +138,7 @@ func (t *Tracker) Close() error {
 			<-t.done // a callback's Close cannot wait for the poll that runs it
 		}
 		t.sig.close()
+		t.tel.close()
 		t.engine.close()
 	})
 	return nil
@@ -367,6 +370,11 @@ func (t *Tracker) release(r *record, skip int) {
 	r.markClosed()
 	r.cleanup.Stop()
 	t.forget(r)
+	if _, held := t.cfg.holdLimits[r.kind]; r.traced && from != StatePeerClosed && !held {
+		// Never reported, so no resolved event will need its span; a record
+		// that could have been keeps it until the poll that sees it closed.
+		t.tel.drop(r.id)
+	}
 }
 
 // forget drops r from the registry and the engine and returns its stacks.
@@ -402,6 +410,9 @@ func collectedCleanup(r *record) {
 		t.pending = append(t.pending, r)
 	} else {
 		t.pendDropped++
+		if r.traced {
+			t.tel.drop(r.id)
+		}
 	}
 	t.pendMu.Unlock()
 }
@@ -547,6 +558,9 @@ func (t *Tracker) poll() (next int64) {
 			if r.reported && !r.collected.Load() {
 				resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
 			}
+			if r.traced && !r.collected.Load() {
+				t.tel.drop(r.id)
+			}
 			continue
 		}
 		if r.reported || r.closing.Load() {
@@ -571,9 +585,12 @@ func (t *Tracker) poll() (next int64) {
 			// Already reported leaked: the runtime closing it resolves that
 			// leak; it is not a second one.
 			resolved = append(resolved, r.leakAt(r.reason, r.closedAt.Load(), r.sockName))
-			continue
+		} else {
+			gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
 		}
-		gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
+		if r.traced {
+			t.tel.drop(r.id)
+		}
 	}
 	t.collected = append(t.collected, gone...)
 	if over := len(t.collected) - maxCollected; over > 0 {
@@ -626,6 +643,7 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 			t.safeCall(fn, l)
 		}
 	}
+	t.tel.report(leaks, resolved)
 	logger := t.logger()
 	if logger == nil {
 		return
