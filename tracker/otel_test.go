@@ -672,3 +672,103 @@ type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// A resource dropped without Close is reported collected, with its link; its
+// side entry goes with the report.
+func TestLeakSpanOfCollectedResource(t *testing.T) {
+	rig := newTelemetryRig(t)
+	tr, log := newTestTracker(t, rig.options()...)
+	ctx, sp := rig.tp.Tracer("test").Start(t.Context(), "query")
+	sp.End()
+	func() {
+		tr.Track("dropped", TrackContext(ctx)) // never closed, never kept
+	}()
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool {
+		runtime.GC()
+		return len(log.Leaks()) == 1
+	}))
+	spans := rig.named(SpanLeak)
+	require.Len(t, spans, 1)
+	assert.Equal(t, "collected", attrMap(spans[0].Attributes())[AttrLeakReason].AsString())
+	require.Len(t, spans[0].Links(), 1)
+	assert.Equal(t, sp.SpanContext(), spans[0].Links()[0].SpanContext)
+	tr.tel.mu.Lock()
+	defer tr.tel.mu.Unlock()
+	assert.Empty(t, tr.tel.info)
+}
+
+// blockingExporter holds every export until released: a collector that has
+// stopped answering.
+type blockingExporter struct{ release chan struct{} }
+
+func (e blockingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlySpan) error {
+	select {
+	case <-e.release:
+	case <-ctx.Done():
+	}
+	return nil
+}
+func (blockingExporter) Shutdown(context.Context) error { return nil }
+
+// An exporter that never answers, behind a processor that exports on the
+// poller's goroutine, stalls the poller and nothing else: tracked
+// connections are dialed, written, read and closed meanwhile.
+func TestStalledExporterDoesNotBlockIO(t *testing.T) {
+	exp := blockingExporter{release: make(chan struct{})}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	tr, log := newTestTracker(t, WithTracerProvider(tp))
+	_, s := dialPair(t, tr)
+	require.NoError(t, s.Close())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		pollUntil(t, tr, 5*time.Second, func() bool { return len(log.Leaks()) == 1 })
+	}()
+	require.Eventually(t, func() bool { return len(log.Leaks()) == 1 }, 5*time.Second, time.Millisecond,
+		"the leak is judged and its span is being exported")
+
+	ln := listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		for range 50 {
+			c, err := tr.WrapDialer(nil)(t.Context(), "tcp", ln.Addr().String())
+			if err != nil {
+				done <- err
+				return
+			}
+			buf := []byte("ping")
+			if _, err := c.Write(buf); err == nil {
+				_, err = io.ReadFull(c, buf)
+			}
+			c.Close()
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("I/O on tracked connections waited for the stalled exporter")
+	}
+	select {
+	case <-polled:
+		t.Fatal("the poll returned before its export")
+	default:
+	}
+	close(exp.release)
+	<-polled
+}
