@@ -91,6 +91,10 @@ const (
 // site links the opening spans of the first few.
 const maxLinks = 16
 
+// minInfoReset is the peak size from which an emptied side table is
+// dropped rather than kept for reuse.
+const minInfoReset = 64
+
 // sweepEvery is the least time between two process sweeps made for the
 // socket metric: a collector that asks more often gets the last sweep's
 // counts, so a sweep costs at most this much of a core's time per 10 s
@@ -181,6 +185,7 @@ type telemetry struct {
 
 	mu   sync.Mutex
 	info map[uint64]otelInfo // by record id, for records with traced set
+	peak int                 // the most entries info has held since it was made
 
 	leaks, resolved metric.Int64Counter
 	reg             metric.Registration // the observers' callback; nil if none
@@ -255,6 +260,7 @@ func (tel *telemetry) attach(r *record, span trace.SpanContext, attrs []attribut
 		tel.info = make(map[uint64]otelInfo)
 	}
 	tel.info[r.id] = otelInfo{span: span, attrs: attrs}
+	tel.peak = max(tel.peak, len(tel.info))
 	tel.mu.Unlock()
 }
 
@@ -269,8 +275,10 @@ func (tel *telemetry) infoOf(id uint64) (trace.SpanContext, []attribute.KeyValue
 func (tel *telemetry) drop(id uint64) {
 	tel.mu.Lock()
 	delete(tel.info, id)
-	if len(tel.info) == 0 {
-		tel.info = nil // a burst's map is not kept at its peak size
+	if len(tel.info) == 0 && tel.peak > minInfoReset {
+		// A Go map keeps the size of its peak: a burst's is let go once
+		// it has emptied, a small one kept for the next traced dial.
+		tel.info, tel.peak = nil, 0
 	}
 	tel.mu.Unlock()
 }
