@@ -53,7 +53,7 @@ func ExampleWithTracerProvider() {
 	for _, s := range leakSpans {
 		for _, a := range s.Attributes() {
 			if a.Key == tracker.AttrLeakReason || a.Key == tracker.AttrLeakCount {
-				fmt.Println(a.Key, "=", a.Value.Emit())
+				fmt.Println(a.Key, "=", a.Value.String())
 			}
 		}
 		fmt.Println("linked to the request:", s.Links()[0].SpanContext.Equal(request.SpanContext()))

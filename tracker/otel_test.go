@@ -747,7 +747,8 @@ func TestStalledExporterDoesNotBlockIO(t *testing.T) {
 				return
 			}
 			buf := []byte("ping")
-			if _, err := c.Write(buf); err == nil {
+			_, err = c.Write(buf)
+			if err == nil {
 				_, err = io.ReadFull(c, buf)
 			}
 			c.Close()

@@ -118,8 +118,14 @@ func TestExampleExportsTheLeakSpan(t *testing.T) {
 		}
 	}
 	assert.EqualValues(t, 250, total)
-	require.Len(t, resolved, 1, "the 250 are closed in one poll")
-	assert.EqualValues(t, 250, resolved[0].attr(string(tracker.AttrLeakCount)))
+	// Closed while the poller runs, they may be resolved over a few polls.
+	require.NotEmpty(t, resolved)
+	assert.LessOrEqual(t, len(resolved), 5)
+	total = 0
+	for _, r := range resolved {
+		total += r.attr(string(tracker.AttrLeakCount)).(float64)
+	}
+	assert.EqualValues(t, 250, total)
 }
 
 // markerLine finds the line of main.go that carries marker.
