@@ -30,8 +30,8 @@ func BenchmarkEcho(b *testing.B) {
 
 // benchSetup makes a quiet tracker and a loopback listener, both closed when
 // the benchmark ends.
-func benchSetup(b *testing.B) (*Tracker, net.Listener) {
-	tr := New(WithPollInterval(time.Hour), WithLogger(nil))
+func benchSetup(b *testing.B, opts ...Option) (*Tracker, net.Listener) {
+	tr := New(append([]Option{WithPollInterval(time.Hour), WithLogger(nil)}, opts...)...)
 	b.Cleanup(func() { tr.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

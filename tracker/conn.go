@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // conn wraps a net.Conn of a type the tracker has no special knowledge of.
@@ -244,10 +246,11 @@ func unwrapWriter(w io.Writer) (io.Writer, *record) {
 // Wrap below TLS (the net.Conn given to tls.Client or tls.Server), so that
 // the tracker sees the socket.
 func (t *Tracker) WrapConn(c net.Conn) net.Conn {
-	return t.wrapConn(c, false, 1)
+	return t.wrapConn(c, false, trace.SpanContext{}, 1)
 }
 
-func (t *Tracker) wrapConn(c net.Conn, accepted bool, skip int) net.Conn {
+// wrapConn wraps c; span is the span active where it was opened, if any.
+func (t *Tracker) wrapConn(c net.Conn, accepted bool, span trace.SpanContext, skip int) net.Conn {
 	if c == nil {
 		return nil
 	}
@@ -257,6 +260,7 @@ func (t *Tracker) wrapConn(c net.Conn, accepted bool, skip int) net.Conn {
 	r := t.newRecord(KindConn, skip+1)
 	r.accepted = accepted
 	r.needFirstIO.Store(accepted)
+	t.tel.attach(r, span, nil)
 	var w net.Conn
 	switch u := c.(type) {
 	case tcpLike:

@@ -56,4 +56,25 @@
 // against WithThresholds. WithProfile keeps a runtime/pprof profile of open
 // resources by open-site stack (ProfileName), and WithSignalDump writes
 // WriteReport's text on SIGUSR1.
+//
+// # OpenTelemetry
+//
+// The tracker reports to OpenTelemetry through the API alone: the providers
+// of WithTracerProvider and WithMeterProvider, by default the global ones,
+// which stay no-op until the program installs an SDK.
+//
+//	tr := tracker.New(tracker.WithTracerProvider(tp), tracker.WithMeterProvider(mp))
+//	dial := tr.WrapDialer(nil) // conn, err := dial(requestCtx, "tcp", addr)
+//
+// A connection remembers the span active in its dial's context (Track takes
+// one with TrackContext). When the poller judges leaks it makes one span,
+// SpanLeak, for the leaks of each open site, with their count, the reason,
+// the network, server and code attributes of the semantic conventions
+// (code.stacktrace holds StackReport), and links to the spans that opened
+// the first of them: the request that dialed the connection. Closing a
+// reported leak makes a SpanResolved span. Spans are made on the poller,
+// never on a goroutine doing I/O, within the budget of WithLeakSpanLimit.
+// The metrics count leaks by kind and reason, and observe, when they are
+// collected, the open resources by kind and state, the health status, and
+// the process's sockets by network.connection.state.
 package tracker

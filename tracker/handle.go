@@ -39,6 +39,7 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	if tc.remote != "" {
 		r.raddr = stringAddr{tc.network, tc.remote}
 	}
+	t.tel.attach(r, tc.span, tc.attrs)
 	h := watchCollection(&Handle{rec: r}, r)
 	t.register(r)
 	return h

@@ -3,6 +3,7 @@ package tracker
 import (
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -17,31 +18,43 @@ import (
 //	go test -run '^$' -bench Interleaved -count 5 ./tracker
 
 // interleave runs raw and tracked once per op, alternating which goes first,
-// and reports raw-ns/op, tracked-ns/op and tracked/raw.
+// and reports raw-ns/op, tracked-ns/op and tracked/raw, and the ratio of the
+// two cases' median op times (median-ratio), which one op stalled for
+// milliseconds by a neighbour on the machine does not move.
 func interleave(b *testing.B, raw, tracked func()) {
 	var tRaw, tTracked time.Duration
+	var opsRaw, opsTracked []time.Duration
 	n := 0
 	for b.Loop() {
+		var dRaw, dTracked time.Duration
 		if n%2 == 0 {
 			t0 := time.Now()
 			raw()
 			t1 := time.Now()
 			tracked()
-			tTracked += time.Since(t1)
-			tRaw += t1.Sub(t0)
+			dTracked, dRaw = time.Since(t1), t1.Sub(t0)
 		} else {
 			t0 := time.Now()
 			tracked()
 			t1 := time.Now()
 			raw()
-			tRaw += time.Since(t1)
-			tTracked += t1.Sub(t0)
+			dRaw, dTracked = time.Since(t1), t1.Sub(t0)
 		}
+		tRaw += dRaw
+		tTracked += dTracked
+		opsRaw = append(opsRaw, dRaw)
+		opsTracked = append(opsTracked, dTracked)
 		n++
 	}
 	b.ReportMetric(float64(tRaw.Nanoseconds())/float64(n), "raw-ns/op")
 	b.ReportMetric(float64(tTracked.Nanoseconds())/float64(n), "tracked-ns/op")
 	b.ReportMetric(float64(tTracked)/float64(tRaw), "tracked/raw")
+	b.ReportMetric(float64(median(opsTracked))/float64(median(opsRaw)), "median-ratio")
+}
+
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // BenchmarkInterleavedDialAcceptClose: dial, accept and close one loopback
@@ -68,40 +81,47 @@ func BenchmarkInterleavedEcho(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			tr, ln := benchSetup(b)
-			go func() {
-				for {
-					s, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() { io.Copy(s, s); s.Close() }()
-				}
-			}()
-			dial := func() net.Conn {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { c.Close() })
-				return c
-			}
-			raw, wrapped := dial(), tr.WrapConn(dial())
-			msg := make([]byte, size)
-			buf := make([]byte, size)
-			echo := func(c net.Conn) func() {
-				return func() {
-					if _, err := c.Write(msg); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := io.ReadFull(c, buf); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+			dial := echoServer(b, ln)
 			b.SetBytes(int64(2 * size))
 			b.ReportAllocs()
-			interleave(b, echo(raw), echo(wrapped))
+			interleave(b, echoer(b, dial(), size), echoer(b, tr.WrapConn(dial()), size))
 		})
+	}
+}
+
+// echoServer serves an echo on ln until it is closed, and returns a dial
+// of it whose connections are closed when the benchmark ends.
+func echoServer(b *testing.B, ln net.Listener) func() net.Conn {
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(s, s); s.Close() }()
+		}
+	}()
+	return func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+}
+
+// echoer returns one echo of a size-byte message over c.
+func echoer(b *testing.B, c net.Conn, size int) func() {
+	msg := make([]byte, size)
+	buf := make([]byte, size)
+	return func() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

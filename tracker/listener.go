@@ -5,6 +5,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // listener wraps a net.Listener: Accept returns tracked connections.
@@ -21,7 +23,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	return l.rec.t.wrapConn(c, true, 1), nil
+	return l.rec.t.wrapConn(c, true, trace.SpanContext{}, 1), nil
 }
 
 // Close ends tracking, then closes the listener and returns exactly what the
@@ -84,8 +86,10 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // WrapDialer returns a DialFunc that dials with dial and returns the
 // connection tracked, with the caller of the returned function as its open
 // site. A nil dial means a zero net.Dialer's DialContext. Errors from dial
-// are returned unchanged. A hook that ctx carries (ContextWithDialHook) is
-// called with the tracked connection before it is returned.
+// are returned unchanged. The span active in the dial's context, if any, is
+// the connection's Resource.Span, which its leak spans link to. A hook that
+// ctx carries (ContextWithDialHook) is called with the tracked connection
+// before it is returned.
 func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 	if dial == nil {
 		var d net.Dialer
@@ -96,7 +100,9 @@ func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 		if err != nil {
 			return c, err
 		}
-		w := t.wrapConn(c, false, 1)
+		// Only the span's context is kept, never ctx: a request's context
+		// must not stay reachable for as long as its connection.
+		w := t.wrapConn(c, false, trace.SpanContextFromContext(ctx), 1)
 		if hook, ok := ctx.Value(dialHookKey{}).(func(net.Conn)); ok {
 			hook(w)
 		}

@@ -7,6 +7,10 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/connleak/connleak/internal/stack"
 )
 
@@ -47,6 +51,11 @@ type config struct {
 	profile        bool        // WithProfile
 	dumpTo         io.Writer   // WithSignalDump
 	dumpOn         []os.Signal // WithSignalDump; none: off
+
+	tracerProvider trace.TracerProvider // WithTracerProvider; nil: the global one
+	meterProvider  metric.MeterProvider // WithMeterProvider; nil: the global one
+	spanLimit      int                  // WithLeakSpanLimit
+	spanLimitPer   time.Duration
 }
 
 func defaultConfig() config {
@@ -57,6 +66,8 @@ func defaultConfig() config {
 
 		fullSweepEvery: DefaultFullSweepEvery,
 		thresholds:     DefaultThresholds(),
+		spanLimit:      DefaultLeakSpanLimit,
+		spanLimitPer:   DefaultLeakSpanLimitPer,
 	}
 }
 
@@ -207,6 +218,8 @@ type trackConfig struct {
 	label                  string
 	limit                  time.Duration
 	pcs                    []uintptr
+	span                   trace.SpanContext    // TrackContext
+	attrs                  []attribute.KeyValue // TrackAttributes
 }
 
 // TrackAddrs records the network and addresses a tracked resource talks over,

@@ -27,6 +27,10 @@ type record struct {
 	cleanup      runtime.Cleanup
 	accepted     bool
 	owns         bool // guarded by t.holdMu: the connection it holds ends it (see Handle.Own)
+	// traced: the tracker's telemetry holds a span context or attributes
+	// for this record, out of line (see telemetry.info). Beside accepted,
+	// it takes the padding before linked.
+	traced bool
 	// linked: held, or holding, at some time (see Handle.Hold). Beside
 	// accepted, it takes the padding before cookie.
 	linked atomic.Bool
@@ -211,6 +215,9 @@ func (r *record) snapshot(sockName string) Resource {
 		res.HeldBy = &held
 	}
 	res.Idle = t.isIdle(r)
+	if r.traced {
+		res.Span, res.Attributes = t.tel.infoOf(r.id)
+	}
 	return res
 }
 

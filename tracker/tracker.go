@@ -59,6 +59,7 @@ type Tracker struct {
 	collected []Leak        // most recent collected-without-Close leaks, bounded
 	status    HealthStatus  // as of the last poll
 	sig       *signalDump   // WithSignalDump; nil when off
+	tel       telemetry     // spans and metrics (otel.go)
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -98,6 +99,7 @@ func build(opts []Option) *Tracker {
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*record)
 	}
+	t.tel.init(t)
 	t.sig = startSignalDump(t)
 	return t
 }
@@ -136,6 +138,7 @@ func (t *Tracker) Close() error {
 			<-t.done // a callback's Close cannot wait for the poll that runs it
 		}
 		t.sig.close()
+		t.tel.close()
 		t.engine.close()
 	})
 	return nil
@@ -371,7 +374,8 @@ func (t *Tracker) release(r *record, skip int) {
 	// Loaded after the claim: judge explains why a record the poller has
 	// reported is then always seen peer-closed here.
 	from := State(r.state.Load())
-	if _, held := t.holdLimit(r); from == StatePeerClosed || held {
+	_, held := t.holdLimit(r)
+	if from == StatePeerClosed || held {
 		// The close time and site are shown only when a reported leak is
 		// resolved, and only a peer-closed or hold-limited resource can have
 		// been reported: other Closes skip the clock and the stack.
@@ -381,6 +385,11 @@ func (t *Tracker) release(r *record, skip int) {
 	r.markClosed()
 	r.cleanup.Stop()
 	t.forget(r)
+	if r.traced && from != StatePeerClosed && !held {
+		// Never reported, so no resolved event will need its span; a record
+		// that could have been keeps it until the poll that sees it closed.
+		t.tel.drop(r.id)
+	}
 }
 
 // forget drops r from the registry and the engine and returns its stacks.
@@ -420,6 +429,9 @@ func collectedCleanup(r *record) {
 		t.pending = append(t.pending, r)
 	} else {
 		t.pendDropped++
+		if r.traced {
+			t.tel.drop(r.id)
+		}
 	}
 	t.pendMu.Unlock()
 }
@@ -571,6 +583,9 @@ func (t *Tracker) poll() (next int64) {
 			if r.reported && !r.collected.Load() {
 				resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
 			}
+			if r.traced && !r.collected.Load() {
+				t.tel.drop(r.id)
+			}
 			continue
 		}
 		if r.reported || r.closing.Load() {
@@ -595,9 +610,12 @@ func (t *Tracker) poll() (next int64) {
 			// Already reported leaked: the runtime closing it resolves that
 			// leak; it is not a second one.
 			resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
-			continue
+		} else {
+			gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
 		}
-		gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
+		if r.traced {
+			t.tel.drop(r.id)
+		}
 	}
 	t.collected = append(t.collected, gone...)
 	if over := len(t.collected) - maxCollected; over > 0 {
@@ -660,6 +678,7 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 			t.safeCall(fn, l)
 		}
 	}
+	t.tel.report(leaks, resolved)
 	logger := t.logger()
 	if logger == nil {
 		return

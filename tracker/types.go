@@ -3,6 +3,9 @@ package tracker
 import (
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Kind names a kind of tracked resource. Integrations add their own kinds,
@@ -129,6 +132,14 @@ type Resource struct {
 	// Collected is true for a resource garbage-collected without Close; its
 	// State is StateClosed.
 	Collected bool
+	// Span is the span that was active in the context of the dial
+	// (WrapDialer) or given to Track (TrackContext) when the resource was
+	// opened: the request or query that opened it. Leak spans link to it.
+	// Invalid when there was none.
+	Span trace.SpanContext
+	// Attributes are the OpenTelemetry attributes an integration gave
+	// Track (TrackAttributes), carried by the resource's leak spans.
+	Attributes []attribute.KeyValue
 }
 
 // Site is the resource's headline: the user's line that owns it. For a
