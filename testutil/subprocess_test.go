@@ -193,9 +193,11 @@ func TestSubprocess(t *testing.T) {
 		assert.NotContains(t, out, "at transport.go", out)
 	})
 
-	t.Run("Rows sqlpool tracks, never closed, fail the test at its line", func(t *testing.T) {
+	t.Run("Rows sqlpool tracks fail the test at its line unless closed", func(t *testing.T) {
 		t.Parallel()
-		r := d.run(t, nil, "TestLeakSQLRows")
+		r := d.run(t, nil, "TestLeakSQLRows", "TestSQLRowsClosed")
+		assert.Equal(t, "pass", r.action["TestSQLRowsClosed"], r.output["TestSQLRowsClosed"])
+		assert.NotContains(t, r.output["TestSQLRowsClosed"], "connleak:")
 		out := r.output["TestLeakSQLRows"]
 		assert.Equal(t, "fail", r.action["TestLeakSQLRows"], out)
 		// The rows, the checkout they keep out of the pool, and the driver

@@ -35,6 +35,25 @@ func TestLeakSQLRows(t *testing.T) {
 	hold(rows)
 }
 
+// The same query with its Rows closed passes, though the database is left
+// open: its idle connection is the pool's.
+func TestSQLRowsClosed(t *testing.T) {
+	tr := testutil.NewTracker(t)
+	db, err := sqlpool.Open("sqlite", filepath.Join(t.TempDir(), "demo.db"), sqlpool.WithTracker(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query("SELECT 1 UNION ALL SELECT 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Next()
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hold(db)
+}
+
 // pgDSN is the PostgreSQL the SQL tests use.
 func pgDSN() string {
 	if v := os.Getenv("CONNLEAK_PG_DSN"); v != "" {
