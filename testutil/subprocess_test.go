@@ -193,6 +193,41 @@ func TestSubprocess(t *testing.T) {
 		assert.NotContains(t, out, "at transport.go", out)
 	})
 
+	t.Run("Rows sqlpool tracks fail the test at its line unless closed", func(t *testing.T) {
+		t.Parallel()
+		r := d.run(t, nil, "TestLeakSQLRows", "TestSQLRowsClosed")
+		assert.Equal(t, "pass", r.action["TestSQLRowsClosed"], r.output["TestSQLRowsClosed"])
+		assert.NotContains(t, r.output["TestSQLRowsClosed"], "connleak:")
+		out := r.output["TestLeakSQLRows"]
+		assert.Equal(t, "fail", r.action["TestLeakSQLRows"], out)
+		// The rows, the checkout they keep out of the pool, and the driver
+		// connection: each at the query's line.
+		assert.Contains(t, out, "connleak: TestLeakSQLRows left 3 resources still open", out)
+		at := "opened at " + d.site("sql-rows", "TestLeakSQLRows") + "\n"
+		for _, kind := range []string{"sql.rows", "sql.checkout", "sql.conn"} {
+			assert.Contains(t, out, kind+" "+at, out)
+		}
+		assert.NotContains(t, out, "at sql.go", "no line of database/sql is the headline:\n%s", out)
+		assert.Error(t, r.exitErr)
+	})
+
+	t.Run("a pooled connection its server ended while idle fails no test", func(t *testing.T) {
+		t.Parallel()
+		r := d.run(t, nil, "TestSQLIdleKilled")
+		out := r.output["TestSQLIdleKilled"]
+		if r.action["TestSQLIdleKilled"] == "skip" && os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required in CI:\n%s", out)
+		}
+		if r.action["TestSQLIdleKilled"] == "skip" {
+			t.Skipf("the demo skipped:\n%s", out)
+		}
+		assert.Equal(t, "pass", r.action["TestSQLIdleKilled"], out)
+		assert.Contains(t, out, "reported: conn tcp ", "the server's close was seen:\n%s", out)
+		assert.Contains(t, out, "the dead connection is still in the pool", out)
+		assert.NotContains(t, out, "connleak:", out)
+		assert.NoError(t, r.exitErr, r.raw)
+	})
+
 	t.Run("clean test passes", func(t *testing.T) {
 		t.Parallel()
 		r := d.run(t, nil, "TestCleanNewTracker", "TestAsyncClose", "TestIgnoreOpenedBy")
