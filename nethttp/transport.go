@@ -237,3 +237,12 @@ func (b *body) done() {
 		b.h.Close()
 	}
 }
+
+// CloseIdleConnections closes the idle connections of the base transport,
+// when it has such a method, as http.Client.CloseIdleConnections expects of
+// a RoundTripper.
+func (rt *roundTripper) CloseIdleConnections() {
+	if c, ok := rt.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
