@@ -59,6 +59,28 @@
 // net/http's own, with http.Flusher, http.Hijacker and everything
 // http.ResponseController reaches.
 //
+// # OpenTelemetry
+//
+// nethttp reports through the tracker given by WithTracker, to the
+// providers of its tracker.WithTracerProvider and
+// tracker.WithMeterProvider, and adds what only an HTTP integration knows:
+//
+//   - Each body, request in flight (Middleware) and hijack (WrapServer)
+//     remembers the span active in its request's context, so that its
+//     tracker.SpanLeak span, and that of the connection it holds, links to
+//     the request that opened it: a client's span started around Do, or a
+//     server's span when Middleware runs inside the tracing handler (for
+//     example otelhttp.NewHandler(nethttp.Middleware(mux))). Only the span's
+//     context is kept; an untraced request pays one context lookup.
+//   - A client's connections carry network.protocol.name "http" and the
+//     server.address and server.port of the request's URL, in their leak
+//     spans, instead of the peer's IP alone.
+//   - The metric http.client.open_connections of the semantic conventions,
+//     in the scope ScopeName: the tracker's client connections by
+//     http.connection.state ("active" while a response body is read from
+//     one, else "idle"), server.address and server.port, observed when the
+//     metric is collected, at no cost to requests.
+//
 // # Debug page
 //
 // DebugHandler serves a tracker's state as a page in the manner of

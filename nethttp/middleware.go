@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/connleak/connleak/tracker"
 )
 
@@ -36,6 +38,10 @@ const KindRequest tracker.Kind = "http.request"
 // request to; a next that wraps the handler in a middleware of its own is
 // named by that middleware's function, so install Middleware nearest the
 // handler, or around the ServeMux.
+//
+// A request takes the span active in its context, the server span of a
+// tracing handler that Middleware runs inside, and its leak span links to
+// it; so does a hijack of the request (see WrapServer).
 //
 // Over HTTP/2 net/http closes a connection as soon as its client does, so
 // no socket is left to a blocked handler and the request holds none; it is
@@ -71,11 +77,23 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		routed, _ := m.mux.Handler(r)
 		pcs = m.stackOf(routed)
 	}
-	h := m.tr.Track(KindRequest, tracker.TrackLabel(label(r)), tracker.TrackPCs(pcs))
+	ctx := r.Context()
+	span := trace.SpanContextFromContext(ctx)
+	var spanOpt tracker.TrackOption
+	if span.IsValid() {
+		spanOpt = tracker.TrackContext(ctx)
+	}
+	h := m.tr.Track(KindRequest, tracker.TrackLabel(label(r)), tracker.TrackPCs(pcs), spanOpt)
 	defer h.Close()
 	if r.ProtoMajor == 1 {
-		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		if c, ok := ctx.Value(connKey{}).(net.Conn); ok {
 			h.Hold(c)
+			if span.IsValid() {
+				// For a hijack of this request (see WrapServer). Over HTTP/1
+				// a connection serves one request at a time.
+				requestSpans.Store(c, span)
+				defer requestSpans.Delete(c)
+			}
 		}
 	}
 	m.next.ServeHTTP(w, r)

@@ -38,7 +38,8 @@ func Listen(network, addr string, opts ...Option) (net.Listener, error) {
 //     connection's own Close (see tracker.Handle.Own). net/http forgets a
 //     hijacked connection; a handler that forgets it too leaves it in
 //     CLOSE_WAIT once the client has gone, and the report leads with that
-//     line.
+//     line. When Middleware serves the request that hijacks, inside a
+//     tracing handler, the hold takes that request's span.
 //   - ConnContext: the context of every request carries its connection, so
 //     that Middleware can link the request to it.
 //
@@ -90,7 +91,7 @@ type connKey struct{}
 // called Hijack: net/http runs the ConnState hook inside Hijack, on the
 // hijacking goroutine, so that line is on this stack.
 func trackHijacked(tr *tracker.Tracker, c net.Conn) {
-	h := tr.Track(KindHijacked)
+	h := tr.Track(KindHijacked, hijackSpan(c))
 	if !h.Own(c) {
 		h.Close() // a connection tr does not track: nothing to follow
 	}

@@ -29,6 +29,10 @@ const KindBody tracker.Kind = "http.body"
 //     Over HTTP/2, where one connection carries many bodies, the latest
 //     body to arrive on it holds it.
 //
+// A body remembers the span active in its request's context, which its
+// leak span links to. The transport's connections are counted by the
+// metric http.client.open_connections (see the package doc).
+//
 // HTTP/2 stays on wherever base had it: net/http turns it off for a
 // transport with a custom dialer, so the clone attempts HTTP/2 when base
 // would have. A dialer of base's own (DialContext, or the older Dial) still
@@ -51,7 +55,8 @@ func NewTransport(base *http.Transport, opts ...Option) http.RoundTripper {
 			return base.Dial(network, addr) //lint:ignore SA1019 as above
 		}
 	}
-	t.DialContext = cfg.tracker.WrapDialer(dial)
+	t.DialContext = httpDialer(cfg.tracker.WrapDialer(dial))
+	observeClientConns(cfg.tracker)
 	if h2 {
 		t.ForceAttemptHTTP2 = true
 	}
@@ -161,7 +166,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
 	}
-	h := rt.tr.Track(KindBody, rt.labelFor(req))
+	h := rt.tr.Track(KindBody, rt.labelFor(req), openingSpan(req.Context()))
 	if c := got.get(); c != nil {
 		h.Hold(c)
 	}
@@ -235,5 +240,14 @@ func (b *body) Close() error {
 func (b *body) done() {
 	if b.ended.CompareAndSwap(false, true) {
 		b.h.Close()
+	}
+}
+
+// CloseIdleConnections closes the idle connections of the base transport,
+// when it has such a method, as http.Client.CloseIdleConnections expects of
+// a RoundTripper.
+func (rt *roundTripper) CloseIdleConnections() {
+	if c, ok := rt.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
 }

@@ -330,3 +330,39 @@ func TestBaseDialerStillDials(t *testing.T) {
 		c.CloseIdleConnections()
 	}
 }
+
+// The client's CloseIdleConnections reaches the transport under the
+// tracked one: its idle connections are closed, and no longer tracked.
+func TestCloseIdleConnectionsReachesTheBase(t *testing.T) {
+	for _, wrap := range []string{"NewTransport", "WrapClient of another RoundTripper"} {
+		t.Run(wrap, func(t *testing.T) {
+			tr, _ := newTracker(t)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+			t.Cleanup(srv.Close)
+			base := &http.Transport{DialContext: tr.WrapDialer(nil)}
+			var c *http.Client
+			if wrap == "NewTransport" {
+				c = &http.Client{Transport: nethttp.NewTransport(base, nethttp.WithTracker(tr))}
+			} else {
+				c = nethttp.WrapClient(&http.Client{Transport: roundTripperOnly{base}}, nethttp.WithTracker(tr))
+			}
+			resp, err := c.Get(srv.URL)
+			require.NoError(t, err)
+			_, err = io.Copy(io.Discard, resp.Body)
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			require.Len(t, openOf(tr, tracker.KindConn), 1, "one idle connection")
+			c.CloseIdleConnections()
+			assert.Empty(t, openOf(tr, tracker.KindConn), "closed")
+		})
+	}
+}
+
+// roundTripperOnly hides everything of its transport but RoundTrip and
+// CloseIdleConnections.
+type roundTripperOnly struct{ t *http.Transport }
+
+func (r roundTripperOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.t.RoundTrip(req)
+}
+func (r roundTripperOnly) CloseIdleConnections() { r.t.CloseIdleConnections() }

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -246,11 +247,11 @@ func unwrapWriter(w io.Writer) (io.Writer, *record) {
 // Wrap below TLS (the net.Conn given to tls.Client or tls.Server), so that
 // the tracker sees the socket.
 func (t *Tracker) WrapConn(c net.Conn) net.Conn {
-	return t.wrapConn(c, false, trace.SpanContext{}, 1)
+	return t.wrapConn(c, false, trace.SpanContext{}, nil, 1)
 }
 
 // wrapConn wraps c; span is the span active where it was opened, if any.
-func (t *Tracker) wrapConn(c net.Conn, accepted bool, span trace.SpanContext, skip int) net.Conn {
+func (t *Tracker) wrapConn(c net.Conn, accepted bool, span trace.SpanContext, attrs []attribute.KeyValue, skip int) net.Conn {
 	if c == nil {
 		return nil
 	}
@@ -260,7 +261,7 @@ func (t *Tracker) wrapConn(c net.Conn, accepted bool, span trace.SpanContext, sk
 	r := t.newRecord(KindConn, skip+1)
 	r.accepted = accepted
 	r.needFirstIO.Store(accepted)
-	t.tel.attach(r, span, nil)
+	t.tel.attach(r, span, attrs)
 	var w net.Conn
 	switch u := c.(type) {
 	case tcpLike:

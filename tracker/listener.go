@@ -23,7 +23,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	return l.rec.t.wrapConn(c, true, trace.SpanContext{}, 1), nil
+	return l.rec.t.wrapConn(c, true, trace.SpanContext{}, nil, 1), nil
 }
 
 // Close ends tracking, then closes the listener and returns exactly what the
@@ -89,7 +89,8 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // are returned unchanged. The span active in the dial's context, if any, is
 // the connection's Resource.Span, which its leak spans link to. A hook that
 // ctx carries (ContextWithDialHook) is called with the tracked connection
-// before it is returned.
+// before it is returned, and attributes it carries
+// (ContextWithDialAttributes) are the connection's.
 func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 	if dial == nil {
 		var d net.Dialer
@@ -102,7 +103,7 @@ func (t *Tracker) WrapDialer(dial DialFunc) DialFunc {
 		}
 		// Only the span's context is kept, never ctx: a request's context
 		// must not stay reachable for as long as its connection.
-		w := t.wrapConn(c, false, trace.SpanContextFromContext(ctx), 1)
+		w := t.wrapConn(c, false, trace.SpanContextFromContext(ctx), dialAttributes(ctx), 1)
 		if hook, ok := ctx.Value(dialHookKey{}).(func(net.Conn)); ok {
 			hook(w)
 		}
