@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -159,3 +160,22 @@ func withSweepOnly() Option {
 
 // idOf returns the record id of a tracked connection: its Resource.ID.
 func idOf(c net.Conn) uint64 { return c.(trackedConn).tracked().id }
+
+// lockedBuffer is a writer that goroutines (a logger, a signal handler)
+// write to while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

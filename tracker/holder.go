@@ -164,6 +164,11 @@ func (t *Tracker) unlinkCollected(r *record) {
 	}
 	t.holdMu.Lock()
 	owner := t.unlinkHeldLocked(r)
+	if _, holds := t.links.byHolder[r.id]; !holds {
+		// Its idle mark ends with it, unless it still holds a connection:
+		// that link and mark last until the connection closes.
+		delete(t.links.idle, r.id)
+	}
 	t.holdMu.Unlock()
 	t.endOwner(owner, true)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -772,4 +773,33 @@ func TestStalledExporterDoesNotBlockIO(t *testing.T) {
 	}
 	close(exp.release)
 	<-polled
+}
+
+// panickingProvider stands for a program's OpenTelemetry setup that
+// panics: its tracers panic when a span starts.
+type panickingProvider struct{ tracenoop.TracerProvider }
+
+func (panickingProvider) Tracer(string, ...trace.TracerOption) trace.Tracer {
+	return panickingTracer{}
+}
+
+type panickingTracer struct{ tracenoop.Tracer }
+
+func (panickingTracer) Start(context.Context, string, ...trace.SpanStartOption) (context.Context, trace.Span) {
+	panic("exporter exploded")
+}
+
+// A panic in the program's tracer provider is logged; Poll returns, the
+// leak still reaches the callback, and the poller goes on.
+func TestPanickingTracerProviderIsContained(t *testing.T) {
+	var logged lockedBuffer
+	tr, log := newTestTracker(t, WithTracerProvider(panickingProvider{}),
+		WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	c, s := dialPair(t, tr)
+	defer c.Close()
+	require.NoError(t, s.Close())
+	require.NotPanics(t, func() {
+		require.True(t, pollUntil(t, tr, 5*time.Second, func() bool { return len(log.Leaks()) == 1 }))
+	})
+	assert.Contains(t, logged.String(), "OpenTelemetry reporting panicked")
 }

@@ -3,9 +3,8 @@
 package tracker
 
 import (
-	"bytes"
 	"os"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,23 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // SIGUSR1 is the default signal; the report is written to the writer, and
 // Close stops listening (goleak, in TestMain, checks the goroutine ends).
@@ -39,7 +21,7 @@ func TestSignalDump(t *testing.T) {
 	assert.Equal(t, []os.Signal{syscall.SIGUSR1}, tr.cfg.dumpOn)
 	dialPair(t, tr)
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGUSR1))
-	require.Eventually(t, func() bool { return bytes.Contains([]byte(out.String()), []byte("\nopen: 1\n")) },
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "\nopen: 1\n") },
 		5*time.Second, time.Millisecond)
 	assert.Contains(t, out.String(), "connleak report at ")
 	require.NoError(t, tr.Close())

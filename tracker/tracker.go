@@ -678,7 +678,7 @@ func (t *Tracker) report(fresh, resolved, gone []Leak, dropped int, level slog.L
 			t.safeCall(fn, l)
 		}
 	}
-	t.tel.report(leaks, resolved)
+	t.safeReport(leaks, resolved)
 	logger := t.logger()
 	if logger == nil {
 		return
@@ -726,6 +726,20 @@ func (t *Tracker) safeCall(fn func(Leak), l Leak) {
 		}
 	}()
 	fn(l)
+}
+
+// safeReport hands the poll's leaks to OpenTelemetry. The program's
+// providers, processors and exporters run inside it: a panic there is
+// logged, and neither stops the poller nor escapes from Poll.
+func (t *Tracker) safeReport(leaks, resolved []Leak) {
+	defer func() {
+		if p := recover(); p != nil {
+			if lg := t.logger(); lg != nil {
+				lg.Error("connleak: OpenTelemetry reporting panicked", slog.Any("panic", p))
+			}
+		}
+	}()
+	t.tel.report(leaks, resolved)
 }
 
 // registerConn fills the socket fields of r from c and starts watching it.
