@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel/trace"
@@ -72,10 +73,14 @@ type middleware struct {
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	pcs := m.pcs
+	pcs, lbl := m.pcs, ""
 	if m.mux != nil {
-		routed, _ := m.mux.Handler(r)
+		routed, pattern := m.mux.Handler(r)
 		pcs = m.stackOf(routed)
+		lbl = routeLabel(r.Method, pattern)
+	}
+	if lbl == "" {
+		lbl = clip(label(r), maxRequestLabel)
 	}
 	ctx := r.Context()
 	span := trace.SpanContextFromContext(ctx)
@@ -83,7 +88,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if span.IsValid() {
 		spanOpt = tracker.TrackContext(ctx)
 	}
-	h := m.tr.Track(KindRequest, tracker.TrackLabel(label(r)), tracker.TrackPCs(pcs), spanOpt)
+	h := m.tr.Track(KindRequest, tracker.TrackLabel(lbl), tracker.TrackPCs(pcs), spanOpt)
 	defer h.Close()
 	if r.ProtoMajor == 1 {
 		if c, ok := ctx.Value(connKey{}).(net.Conn); ok {
@@ -153,4 +158,21 @@ func handlerEntry(handler http.Handler) uintptr {
 		return 0
 	}
 	return entry
+}
+
+// maxRequestLabel bounds the label of a request no ServeMux routed: its
+// path is the client's to choose.
+const maxRequestLabel = 128
+
+// routeLabel is "GET /users/{id}": the method and the ServeMux pattern that
+// routed the request, rather than its path, which may carry identifiers or
+// tokens. Empty when no pattern matched.
+func routeLabel(method, pattern string) string {
+	switch {
+	case pattern == "":
+		return ""
+	case strings.Contains(pattern, " "): // the pattern names its method
+		return pattern
+	}
+	return method + " " + pattern
 }

@@ -253,3 +253,33 @@ func TestMiddlewareNamesTheHandler(t *testing.T) {
 		assert.True(t, strings.HasSuffix(site.File, "nethttp/middleware_test.go"), "%s: %s", tc.name, site.File)
 	}
 }
+
+// A request routed by a ServeMux is labelled by its pattern, not by its
+// path, which may carry identifiers or tokens; one no mux routed is
+// labelled by its path, cut to a bound.
+func TestMiddlewareLabelsByRoute(t *testing.T) {
+	tr, _ := newTracker(t)
+	labels := make(chan string, 2)
+	see := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for _, r := range openOf(tr, nethttp.KindRequest) {
+			labels <- r.Label
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/reset/{token}", see)
+	routed := httptest.NewServer(nethttp.Middleware(mux, nethttp.WithTracker(tr)))
+	defer routed.Close()
+	bare := httptest.NewServer(nethttp.Middleware(see, nethttp.WithTracker(tr)))
+	defer bare.Close()
+
+	for _, url := range []string{routed.URL + "/reset/s3cret-token", bare.URL + "/" + strings.Repeat("x", 500)} {
+		resp, err := http.Get(url)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	assert.Equal(t, "GET /reset/{token}", <-labels)
+	long := <-labels
+	assert.LessOrEqual(t, len(long), 128+len("…"))
+	assert.True(t, strings.HasPrefix(long, "GET /xxx"), long)
+}

@@ -75,6 +75,7 @@ func observeClientConns(tr *tracker.Tracker) {
 	m := tr.MeterProvider().Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
 	inst, err := httpconv.NewClientOpenConnectionsObservable(m)
 	if err != nil {
+		clientMetrics.Delete(key)
 		return // a provider that cannot make it: the client works without it
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -84,6 +85,7 @@ func observeClientConns(tr *tracker.Tracker) {
 		return nil
 	}, inst.Inst())
 	if err != nil {
+		clientMetrics.Delete(key)
 		return
 	}
 	// The provider outlives a tracker made for a test or a job: the
@@ -159,7 +161,7 @@ var requestSpans sync.Map // net.Conn -> trace.SpanContext
 // hijacked the span of the request that hijacked it, when Middleware is
 // serving a traced request on it; nil otherwise.
 func hijackSpan(c net.Conn) tracker.TrackOption {
-	for range 4 { // a *tls.Conn is hijacked; the request was keyed by the conn under it
+	for range 4 { // the conn as net/http keyed it; else the conns under it
 		if v, ok := requestSpans.Load(c); ok {
 			ctx := trace.ContextWithSpanContext(context.Background(), v.(trace.SpanContext))
 			return tracker.TrackContext(ctx)

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -76,6 +77,11 @@ func exporter(ctx context.Context, w io.Writer) (sdktrace.SpanExporter, string, 
 	for _, v := range []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
 		if ep := os.Getenv(v); ep != "" {
 			exp, err := otlptracehttp.New(ctx)
+			if u, perr := url.Parse(ep); perr == nil {
+				ep = u.Redacted() // an endpoint may carry a user and password
+			} else {
+				ep = v
+			}
 			return exp, "OTLP/HTTP " + ep, err
 		}
 	}

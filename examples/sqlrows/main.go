@@ -52,8 +52,13 @@ import (
 )
 
 func main() {
-	pg := flag.String("pg", os.Getenv("CONNLEAK_PG_DSN"), "PostgreSQL DSN (default $CONNLEAK_PG_DSN; empty: embedded SQLite)")
+	// Not the flag's default: flag prints defaults, and a DSN may carry a
+	// password.
+	pg := flag.String("pg", "", "PostgreSQL DSN (default $CONNLEAK_PG_DSN; empty: embedded SQLite)")
 	flag.Parse()
+	if *pg == "" {
+		*pg = os.Getenv("CONNLEAK_PG_DSN")
+	}
 	if _, err := run(os.Stdout, *pg); err != nil {
 		fmt.Fprintln(os.Stderr, "sqlrows:", err)
 		os.Exit(1)
