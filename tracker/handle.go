@@ -18,7 +18,7 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	var tc trackConfig
 	for _, o := range opts {
 		if o != nil {
-			o.applyTrack(&tc)
+			tc = o.applyTrack(tc)
 		}
 	}
 	if kind == "" {
