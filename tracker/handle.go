@@ -15,27 +15,43 @@ type Handle struct {
 // connection checked out of a pool. The open-site stack is the caller's (see
 // TrackCallerSkip). An empty kind means KindResource.
 func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
+	tc := trackConfigOf(opts)
+	return t.track(kind, tc, 1+tc.skip)
+}
+
+func trackConfigOf(opts []TrackOption) trackConfig {
 	var tc trackConfig
 	for _, o := range opts {
 		if o != nil {
 			tc = o.applyTrack(tc)
 		}
 	}
+	return tc
+}
+
+// track is Track for a resource opened skip frames above track's caller.
+func (t *Tracker) track(kind Kind, tc trackConfig, skip int) *Handle {
 	if kind == "" {
 		kind = KindResource
 	}
-	r := t.newRecord(kind, 1+tc.skip)
+	r := t.newRecord(kind, skip+1)
+	tc.setOn(r)
+	h := watchCollection(&Handle{rec: r}, r)
+	t.register(r)
+	return h
+}
+
+// setOn sets the fields of r that Track's options describe.
+func (tc trackConfig) setOn(r *record) {
 	r.label = tc.label
 	r.limit = tc.limit
+	r.laddr, r.raddr = nil, nil
 	if tc.local != "" || tc.network != "" {
 		r.laddr = stringAddr{tc.network, tc.local} // carries the network even without an address
 	}
 	if tc.remote != "" {
 		r.raddr = stringAddr{tc.network, tc.remote}
 	}
-	h := watchCollection(&Handle{rec: r}, r)
-	t.register(r)
-	return h
 }
 
 // Close ends tracking of the resource. It is idempotent and safe on a nil

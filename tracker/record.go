@@ -15,7 +15,8 @@ import (
 // the resource or its wrapper: the wrapper points at the record, so dropping
 // the wrapper lets the runtime collect the connection and close its socket.
 type record struct {
-	// Set before the record is published, then read-only.
+	// Set before the record is published, then read-only, but for what
+	// Reopen sets again under the poll lock (see Handle.Reopen).
 	t            *Tracker
 	id           uint64
 	kind         Kind
@@ -26,8 +27,17 @@ type record struct {
 	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
+	// shard is the registry shard of the record's first id; Reopen keeps
+	// the record there under its later ids.
+	shard uint8
+	// inYoung: on its shard's young list; guarded by the shard's lock.
+	inYoung bool
+	// reusable: re-armed by Reopen at some time; its collection watch
+	// outlives each Close. Set and read by the Handle's owner.
+	reusable bool
 	// linked: held, or holding, at some time (see Handle.Hold). Beside
-	// accepted, it takes the padding before cookie.
+	// accepted, shard, inYoung and reusable, it takes the padding before
+	// cookie.
 	linked atomic.Bool
 
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before

@@ -19,3 +19,20 @@ func BenchmarkTrackClose(b *testing.B) {
 		tr.Track("bench", opts...).Close()
 	}
 }
+
+// BenchmarkReopenClose measures a Handle re-armed by Reopen and closed, as a
+// pool does for each checkout of one connection: against BenchmarkTrackClose,
+// what the reuse saves.
+//
+//	go test -run '^$' -bench 'TrackClose|ReopenClose' -benchmem -count 6 ./tracker
+func BenchmarkReopenClose(b *testing.B) {
+	tr := New(WithPollInterval(time.Hour), WithLogger(nil))
+	b.Cleanup(func() { tr.Close() })
+	opts := []TrackOption{TrackCallerSkip(1)}
+	h := tr.Track("bench", opts...)
+	b.ReportAllocs()
+	for b.Loop() {
+		h = h.Reopen(opts...)
+		h.Close()
+	}
+}

@@ -31,11 +31,7 @@ type Tracker struct {
 	// append under the shard lock; the next poll moves those still open into
 	// m and hands their sockets to the engine. Most connections close before
 	// that, and then cost the registry and the engine no map operation.
-	shards [registryShards]struct {
-		mu    sync.Mutex
-		m     map[uint64]*record // records that were open at a poll
-		young []*record          // registered since the last poll; closed ones linger until it
-	}
+	shards  [registryShards]registryShard
 	toWatch []*record // promoted this poll, for the engine; guarded by pollMu
 
 	// suspects are the records the poller judges each tick: connections whose
@@ -63,6 +59,14 @@ type Tracker struct {
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
+}
+
+// registryShard is one of the registry's shards; a record stays in the
+// shard of its first id (record.shard), whatever ids Reopen gives it later.
+type registryShard struct {
+	mu    sync.Mutex
+	m     map[uint64]*record // records that were open at a poll
+	young []*record          // registered since the last poll; closed ones linger until it
 }
 
 const (
@@ -258,23 +262,40 @@ func (t *Tracker) newRecord(kind Kind, skip int) *record {
 const minYoungSweep = 64
 
 func (t *Tracker) register(r *record) {
-	sh := &t.shards[r.id%registryShards]
+	r.shard = uint8(r.id % registryShards)
+	sh := &t.shards[r.shard]
 	sh.mu.Lock()
+	sh.addYoung(r)
+	sh.mu.Unlock()
+	if limit, ok := t.holdLimit(r); ok && limit > 0 {
+		t.addSuspect(r)
+	}
+}
+
+// addYoung appends r to the young list, under sh.mu.
+func (sh *registryShard) addYoung(r *record) {
 	if n := len(sh.young); n == cap(sh.young) && n >= minYoungSweep {
 		// Between two polls a burst of short connections would otherwise
 		// keep every closed record here. The list grows by half or more
 		// when more than half of it is still open, so sweeps stay O(1) per
 		// register.
-		sh.young = slices.DeleteFunc(sh.young, (*record).isClosed)
+		sh.young = slices.DeleteFunc(sh.young, leavesYoung)
 		if len(sh.young) > n/2 {
 			sh.young = slices.Grow(sh.young, n)
 		}
 	}
 	sh.young = append(sh.young, r)
-	sh.mu.Unlock()
-	if limit, ok := t.holdLimit(r); ok && limit > 0 {
-		t.addSuspect(r)
+	r.inYoung = true
+}
+
+// leavesYoung reports whether a sweep of the young list drops r: it does
+// when r is closed.
+func leavesYoung(r *record) bool {
+	if r.isClosed() {
+		r.inYoung = false
+		return true
 	}
+	return false
 }
 
 // unregister runs after r is marked closed. A record still on its young
@@ -284,7 +305,7 @@ func (t *Tracker) unregister(r *record) {
 	if !r.promoted.Load() {
 		return
 	}
-	sh := &t.shards[r.id%registryShards]
+	sh := &t.shards[r.shard]
 	sh.mu.Lock()
 	delete(sh.m, r.id)
 	sh.mu.Unlock()
@@ -304,6 +325,7 @@ func (t *Tracker) promote() {
 		sh.mu.Lock()
 		for j, r := range sh.young {
 			sh.young[j] = nil
+			r.inYoung = false
 			if r.isClosed() {
 				continue
 			}
@@ -365,7 +387,11 @@ func (t *Tracker) release(r *record, skip int) {
 		r.closeSite.Store(t.stacks.Capture(skip+1, t.cfg.stackDepth))
 	}
 	r.markClosed()
-	r.cleanup.Stop()
+	if !r.reusable {
+		// A Handle that Reopen re-arms keeps its watch: collected after a
+		// Close, it finds the record closed and does nothing.
+		r.cleanup.Stop()
+	}
 	t.forget(r)
 }
 
