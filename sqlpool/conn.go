@@ -15,11 +15,18 @@ import (
 // one at a time, under its own lock of the connection, so the checkout
 // fields need no lock of their own.
 type conn struct {
-	drv  driver.Conn
-	cfg  *config
-	h    *tracker.Handle // the driver connection, Connect to Close
-	out  *tracker.Handle // the current checkout; nil while idle in the pool
-	sock net.Conn        // the socket under drv, when the tracker dialed it
+	drv driver.Conn
+	cfg *config
+	h   *tracker.Handle // the driver connection, Connect to Close
+	// out tracks the checkouts, one after the other: re-armed by Reopen
+	// at each, it costs a checkout a stack capture and no allocation.
+	out *tracker.Handle
+	// busy: checked out now, out open.
+	busy bool
+	// fresh: no statement has run on this checkout yet. The rows of its
+	// first query are carried by the checkout (see newRows).
+	fresh bool
+	sock  net.Conn // the socket under drv, when the tracker dialed it
 	// hooks: drv has SessionResetter and Validator itself, so database/sql
 	// would keep it after a rollback forced by a canceled context.
 	hooks bool
@@ -74,10 +81,12 @@ func (c *conn) driverObject() any { return c.drv }
 // startCheckout tracks the connection as out of the pool from the line the
 // options name; its socket leads its reports with that line.
 func (c *conn) startCheckout(opts []tracker.TrackOption) {
-	if c.out != nil {
-		c.out.Close()
+	if c.out == nil {
+		c.out = c.cfg.tr.Track(KindCheckout, opts...)
+	} else {
+		c.out = c.out.Reopen(opts...) // ends a checkout never returned, too
 	}
-	c.out = c.cfg.tr.Track(KindCheckout, opts...)
+	c.busy, c.fresh = true, true
 	c.h.SetIdle(false)
 	if c.sock != nil {
 		c.out.Hold(c.sock)
@@ -88,11 +97,11 @@ func (c *conn) startCheckout(opts []tracker.TrackOption) {
 // held by the connection's own Handle, so that a server closing it now is
 // reported as the pool's hygiene, and neither is a leak of the program's.
 func (c *conn) endCheckout() {
-	if c.out == nil {
+	if !c.busy {
 		return
 	}
 	c.out.Close()
-	c.out = nil
+	c.busy = false
 	if c.sock != nil {
 		c.h.Hold(c.sock)
 	}
@@ -153,10 +162,8 @@ func (c *conn) IsValid() bool {
 
 // Close closes the driver connection and ends its tracking.
 func (c *conn) Close() error {
-	if c.out != nil {
-		c.out.Close()
-		c.out = nil
-	}
+	c.out.Close()
+	c.busy = false
 	c.h.Close()
 	return c.drv.Close()
 }
@@ -182,6 +189,7 @@ func (c *conn) Begin() (driver.Tx, error) {
 type connPinger conn
 
 func (c *connPinger) Ping(ctx context.Context) error {
+	c.fresh = false
 	if p, ok := c.drv.(driver.Pinger); ok {
 		return p.Ping(ctx)
 	}
@@ -191,6 +199,7 @@ func (c *connPinger) Ping(ctx context.Context) error {
 type connExecer conn
 
 func (c *connExecer) Exec(query string, args []driver.Value) (driver.Result, error) {
+	c.fresh = false
 	if e, ok := c.drv.(driver.Execer); ok {
 		return e.Exec(query, args)
 	}
@@ -200,6 +209,7 @@ func (c *connExecer) Exec(query string, args []driver.Value) (driver.Result, err
 type connExecerContext conn
 
 func (c *connExecerContext) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	c.fresh = false
 	if e, ok := c.drv.(driver.ExecerContext); ok {
 		return e.ExecContext(ctx, query, args)
 	}
@@ -217,7 +227,7 @@ func (c *connQueryer) Query(query string, args []driver.Value) (driver.Rows, err
 	if err != nil {
 		return nil, err
 	}
-	return newRows(r, c.cfg), nil
+	return (*conn)(c).newRows(r), nil
 }
 
 type connQueryerContext conn
@@ -231,7 +241,7 @@ func (c *connQueryerContext) QueryContext(ctx context.Context, query string, arg
 	if err != nil {
 		return nil, err
 	}
-	return newRows(r, c.cfg), nil
+	return (*conn)(c).newRows(r), nil
 }
 
 type connPrepareContext conn

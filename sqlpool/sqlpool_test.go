@@ -42,7 +42,10 @@ func assertSite(t *testing.T, r tracker.Resource, line int) {
 
 // Rows not closed, a transaction not finished and a DB.Conn not closed are
 // each open at the line that made them, and a connection's socket leads with
-// the line that checked it out; closing them ends their tracking.
+// the line that checked it out; closing them ends their tracking. Rows of a
+// query that took the connection from the pool are carried by its checkout,
+// open at the query's line; rows of a query in a transaction are tracked
+// on their own.
 func TestLeaksNameTheLine(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -57,6 +60,9 @@ func TestLeaksNameTheLine(t *testing.T) {
 			tx, err := db.BeginTx(ctx, nil)
 			txLine := here()
 			require.NoError(t, err)
+			txRows, err := tx.QueryContext(ctx, "SELECT 1")
+			txRowsLine := here()
+			require.NoError(t, err)
 			conn, err := db.Conn(ctx)
 			connLine := here()
 			require.NoError(t, err)
@@ -64,7 +70,7 @@ func TestLeaksNameTheLine(t *testing.T) {
 
 			rs := openOf(tr, sqlpool.KindRows)
 			require.Len(t, rs, 1)
-			assertSite(t, rs[0], rowsLine)
+			assertSite(t, rs[0], txRowsLine)
 			txs := openOf(tr, sqlpool.KindTx)
 			require.Len(t, txs, 1)
 			assertSite(t, txs[0], txLine)
@@ -88,7 +94,8 @@ func TestLeaksNameTheLine(t *testing.T) {
 			}
 
 			require.NoError(t, rows.Close())
-			require.NoError(t, tx.Rollback())
+			require.NoError(t, tx.Rollback()) // closes txRows
+			assert.ErrorIs(t, txRows.Err(), context.Canceled)
 			require.NoError(t, conn.Close())
 			assert.Empty(t, openOf(tr, sqlpool.KindRows))
 			assert.Empty(t, openOf(tr, sqlpool.KindTx))
