@@ -44,6 +44,7 @@ type Tracker struct {
 	pendMu      sync.Mutex
 	pending     []*record
 	pendDropped int
+	idleClosed  []idleClosed // closed idle in their pool, peer gone (see noteIdleClose)
 
 	holdMu sync.Mutex // guards links
 	links  holders
@@ -386,6 +387,9 @@ func (t *Tracker) release(r *record, skip int) {
 		r.closedAt.Store(t.now())
 		r.closeSite.Store(t.stacks.Capture(skip+1, t.cfg.stackDepth))
 	}
+	if r.linked.Load() {
+		t.noteIdleClose(r, from)
+	}
 	r.markClosed()
 	if !r.reusable {
 		// A Handle that Reopen re-arms keeps its watch: collected after a
@@ -598,6 +602,7 @@ func (t *Tracker) poll() (next int64) {
 		}
 	}
 
+	fresh = append(fresh, t.idleClosedLeaks()...)
 	t.pendMu.Lock()
 	pend, dropped := t.pending, t.pendDropped
 	t.pending, t.pendDropped = nil, 0
