@@ -160,12 +160,17 @@ func (c *conn) IsValid() bool {
 	return true
 }
 
-// Close closes the driver connection and ends its tracking.
+// Close closes the driver connection and ends its tracking. The driver
+// closes its socket first, while the connection's Handle still holds it: a
+// pool discarding an idle connection whose server closed it (see
+// WithEviction) is then reported with tracker.ReasonIdleInPool, whether or
+// not a poll saw the server's close before.
 func (c *conn) Close() error {
 	c.out.Close()
 	c.busy = false
+	err := c.drv.Close()
 	c.h.Close()
-	return c.drv.Close()
+	return err
 }
 
 // Prepare prepares a statement, tracked until its Close.

@@ -244,3 +244,59 @@ func TestEvictionOffBehavesAsTheDriver(t *testing.T) {
 		})
 	}
 }
+
+// waitDead waits, without a poll, until the kernel says a socket tr tracks
+// is in CLOSE_WAIT: the server's FIN has arrived.
+func waitDead(t *testing.T, tr *tracker.Tracker) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		socks, err := tr.ProcessSockets()
+		require.NoError(t, err)
+		for _, s := range socks {
+			if s.Tracked && s.State == "CLOSE_WAIT" {
+				return
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "the server's close never reached the socket")
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A killed idle connection evicted at the next checkout, before any poll
+// saw it die, is still reported with ReasonIdleInPool at Info by the next
+// poll, naming the pooled connection that held it, and never as a leak.
+func TestEvictionIsReportedWithoutAPoll(t *testing.T) {
+	for _, b := range backends {
+		if !b.network {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			tr, log := newTracker(t, tracker.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+			db := b.open(t, tr)
+			id := session(t, b, db)
+			b.kill(t, id)
+			waitDead(t, tr)
+			assert.NotEqual(t, id, session(t, b, db), "the next query ran on the dead connection")
+			assert.Empty(t, log.all(), "reported on the query's goroutine")
+			tr.Poll()
+			tr.Poll()
+			leaks := log.all()
+			require.Len(t, leaks, 1)
+			l := leaks[0]
+			assert.Equal(t, tracker.ReasonIdleInPool, l.Reason)
+			assert.Equal(t, tracker.KindConn, l.Kind)
+			require.NotNil(t, l.HeldBy)
+			assert.Equal(t, sqlpool.KindConn, l.HeldBy.Kind)
+			assert.True(t, l.HeldBy.Idle)
+			assert.Contains(t, logs.String(), "pooled connection closed by its peer while idle")
+			assert.NotContains(t, logs.String(), "level=WARN")
+			assert.NotContains(t, l.String()+logs.String(), secret)
+			st, _ := sqlpool.StatsOf(db)
+			if b.name == "pq" { // pgx and mysql find it dead in their own ResetSession
+				assert.Equal(t, uint64(1), st.Evicted)
+			}
+		})
+	}
+}
