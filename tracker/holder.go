@@ -3,15 +3,47 @@ package tracker
 import (
 	"net"
 	"runtime"
+	"sync/atomic"
 )
 
 // holders links the connections held by a Handle (see Handle.Hold) to their
 // holder, both ways. A record takes the lock only once it has been part of
 // a link, so the Close of a connection nothing ever held does not.
 type holders struct {
-	byConn   map[uint64]*record  // connection id -> its holder
-	byHolder map[uint64]*record  // holder id -> the connection it holds
-	idle     map[uint64]struct{} // holder ids idle in their pool (see Handle.SetIdle)
+	byConn   map[uint64]*record // connection id -> its holder
+	byHolder map[uint64]*record // holder id -> the connection it holds
+}
+
+// linkState is a record's part in the links: whether it ever took part in
+// one (Load, Store), and its idle mark (see Handle.SetIdle), in one word. A
+// pool marks a connection idle and in use at every checkout: the mark is a
+// bit of the record, set without a lock.
+type linkState struct{ v atomic.Uint32 }
+
+const (
+	linkedBit uint32 = 1 << iota
+	idleBit
+)
+
+func (s *linkState) Load() bool { return s.v.Load()&linkedBit != 0 }
+
+// Store(true) marks the record linked; a record once linked stays so.
+func (s *linkState) Store(linked bool) {
+	if linked {
+		s.v.Or(linkedBit)
+	}
+}
+
+func (s *linkState) idle() bool { return s.v.Load()&idleBit != 0 }
+
+// setIdle sets or clears the idle mark; a marked record is linked, so that
+// its Close clears the mark (see unlink).
+func (s *linkState) setIdle(idle bool) {
+	if idle {
+		s.v.Or(linkedBit | idleBit)
+	} else {
+		s.v.And(^idleBit)
+	}
 }
 
 // Hold links the connection c to the resource h tracks, which holds it: a
@@ -91,7 +123,7 @@ func (t *Tracker) unlink(r *record) {
 	}
 	t.holdMu.Lock()
 	t.unlinkLocked(r)
-	delete(t.links.idle, r.id)
+	r.linked.setIdle(false)
 	t.holdMu.Unlock()
 }
 
@@ -104,7 +136,7 @@ func (t *Tracker) unlinkLocked(r *record) {
 		delete(t.links.byConn, r.id)
 		delete(t.links.byHolder, holder.id)
 		if holder.isClosed() { // a holder collected without Close held r until now
-			delete(t.links.idle, holder.id)
+			holder.linked.setIdle(false)
 		}
 	}
 }

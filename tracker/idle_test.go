@@ -78,13 +78,9 @@ func TestIdleMarkEndsWithTheHandle(t *testing.T) {
 	res = connOpen(t, tr)
 	assert.Nil(t, res.HeldBy)
 	assert.False(t, res.Idle)
-	tr.holdMu.Lock()
-	assert.Empty(t, tr.links.idle)
-	tr.holdMu.Unlock()
+	assert.False(t, tr.isIdle(pooled.rec))
 	pooled.SetIdle(true) // closed: ignored
-	tr.holdMu.Lock()
-	assert.Empty(t, tr.links.idle)
-	tr.holdMu.Unlock()
+	assert.False(t, tr.isIdle(pooled.rec))
 	var nilHandle *Handle
 	nilHandle.SetIdle(true)
 }

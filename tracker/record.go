@@ -35,10 +35,10 @@ type record struct {
 	// reusable: re-armed by Reopen at some time; its collection watch
 	// outlives each Close. Set and read by the Handle's owner.
 	reusable bool
-	// linked: held, or holding, at some time (see Handle.Hold). Beside
-	// accepted, shard, inYoung and reusable, it takes the padding before
-	// cookie.
-	linked atomic.Bool
+	// linked: held, or holding, or marked idle, at some time (see
+	// Handle.Hold, Handle.SetIdle), and the idle mark. Beside accepted,
+	// shard, inYoung and reusable, it takes the padding before cookie.
+	linked linkState
 
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	firstIO      atomic.Pointer[stack.Entry]
