@@ -66,7 +66,8 @@ func (h *Handle) Close() {
 	runtime.KeepAlive(h)
 }
 
-// ID returns the resource's id, the Resource.ID of its reports.
+// ID returns the id of the resource h tracks, the Resource.ID of its
+// reports; after Reopen, the new resource's.
 func (h *Handle) ID() uint64 {
 	if h == nil {
 		return 0
