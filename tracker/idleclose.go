@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"time"
+
 	"github.com/connleak/connleak/internal/sock"
 )
 
@@ -37,9 +39,20 @@ func (t *Tracker) noteIdleClose(r *record, from State) {
 		name = p.Name
 		r.peerClosedAt.CompareAndSwap(0, t.now()) // the state is the closer's to set
 	}
-	now := t.now()
-	l := r.leakAt(ReasonIdleInPool, now, name)
+	l := Leak{Resource: r.snapshotAlone(name), Reason: ReasonIdleInPool}
 	l.State = StatePeerClosed
+	l.For = time.Duration(t.now() - r.peerClosedAt.Load())
+	// The holder is read under the lock its links are kept under: a Handle
+	// re-armed by Reopen is unlinked under it before its fields change.
+	t.holdMu.Lock()
+	h, ok := t.links.byConn[r.id]
+	if !ok || !h.linked.idle() {
+		t.holdMu.Unlock()
+		return
+	}
+	held := h.snapshotAlone("")
+	t.holdMu.Unlock()
+	l.HeldBy = &held
 	t.pendMu.Lock()
 	if len(t.idleClosed) < maxPending {
 		t.idleClosed = append(t.idleClosed, idleClosed{r, l})

@@ -190,6 +190,18 @@ func stackOf(e *stack.Entry) Stack { return Stack{e: e} }
 // snapshot copies the record into a Resource. sockName is read by the caller
 // under t.pollMu.
 func (r *record) snapshot(sockName string) Resource {
+	res := r.snapshotAlone(sockName)
+	if h := r.t.holderOf(r); h != nil {
+		held := h.snapshotAlone("")
+		res.HeldBy = &held
+	}
+	return res
+}
+
+// snapshotAlone is snapshot without HeldBy, so it takes no lock: a holder
+// is snapshot this way (a holder is not held in turn), and noteIdleClose
+// snapshots one under the holder lock.
+func (r *record) snapshotAlone(sockName string) Resource {
 	t := r.t
 	res := Resource{
 		ID:                 r.id,
@@ -214,10 +226,6 @@ func (r *record) snapshot(sockName string) Resource {
 	}
 	if r.raddr != nil {
 		res.RemoteAddr = r.raddr.String()
-	}
-	if h := t.holderOf(r); h != nil {
-		held := h.snapshot("")
-		res.HeldBy = &held
 	}
 	res.Idle = t.isIdle(r)
 	return res
