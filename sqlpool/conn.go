@@ -18,8 +18,15 @@ type conn struct {
 	drv driver.Conn
 	cfg *config
 	h   *tracker.Handle // the driver connection, Connect to Close
-	// out tracks the checkouts, one after the other: re-armed by Reopen
-	// at each, it costs a checkout a stack capture and no allocation.
+	// out tracks the checkouts, one after another: the first is a Track,
+	// each later one re-arms the same Handle (tracker.Handle.Reopen), which
+	// costs a checkout its stack capture and no allocation, where a Track
+	// costs a record, a Handle and a collection watch (about 1 µs, a large
+	// part of a query on an embedded database). The reuse loses nothing:
+	// the new checkout has an ID, time and line of its own, and the
+	// Handle's watch still reports an open checkout dropped with its
+	// connection (database/sql keeps a connection reachable until it
+	// closes it, so that takes dropping the whole DB).
 	out *tracker.Handle
 	// busy: checked out now, out open.
 	busy bool
