@@ -241,3 +241,20 @@ func TestReopenUnderChurn(t *testing.T) {
 		assert.True(t, found, "reported %d, never resolved", id)
 	}
 }
+
+// With WithProfile, a re-armed Handle is in the profile once while open,
+// under its new site, and out of it once closed.
+func TestReopenWithProfile(t *testing.T) {
+	tr, _ := newTestTracker(t, WithProfile())
+	before := openProfile().Count()
+	h := tr.Track("checkout")
+	for range 3 {
+		h = h.Reopen()
+		assert.Equal(t, before+1, openProfile().Count())
+		h.Close()
+		assert.Equal(t, before, openProfile().Count())
+		h = h.Reopen()
+	}
+	h.Close()
+	assert.Equal(t, before, openProfile().Count())
+}
