@@ -9,10 +9,18 @@
 //
 // Each driver connection is tracked from its Connect to its Close (kind
 // KindConn); each checkout, from the line that took the connection out of
-// the pool (a query, a transaction, DB.Conn) to its return (KindCheckout);
-// each query's Rows to their Close or last row (KindRows); each prepared
-// statement to its Close (KindStmt); each transaction to its Commit or
-// Rollback (KindTx). Reports name the program's line, not database/sql's.
+// the pool (a query, a transaction, DB.Conn) to its return (KindCheckout),
+// which for a query such as DB.Query is when its Rows are closed or read to
+// the end; the Rows of each later query on a checked-out connection (in a
+// transaction, on a DB.Conn) to their Close or last row (KindRows); each
+// prepared statement to its Close (KindStmt); each transaction to its
+// Commit or Rollback (KindTx). Reports name the program's line, not
+// database/sql's.
+//
+// A query costs the program one stack capture and no allocation: each
+// connection re-arms one tracked checkout (tracker.Handle.Reopen), and the
+// Rows of a query that took the connection are carried by that checkout
+// instead of being tracked on their own.
 // Hold limits (WithCheckoutHoldLimit, WithRowsHoldLimit, WithTxHoldLimit)
 // report what is held too long, as HikariCP's leakDetectionThreshold does.
 //

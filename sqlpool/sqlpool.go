@@ -16,9 +16,14 @@ const (
 	// KindConn is a driver connection, from its Connect to its Close.
 	KindConn tracker.Kind = "sql.conn"
 	// KindCheckout is a connection out of the pool: from the line that took
-	// it (a query, a transaction, DB.Conn) to its return.
+	// it (a query, a transaction, DB.Conn) to its return. A query that
+	// takes a connection (DB.Query, DB.QueryRow, Stmt.Query) returns it when
+	// its rows are closed or read to the end: rows left open are reported
+	// as this checkout, at the query's line.
 	KindCheckout tracker.Kind = "sql.checkout"
-	// KindRows is a query's rows, to their Close or their last row.
+	// KindRows is the rows of a query on a connection already checked out
+	// (in a transaction, on a DB.Conn after its first statement), from the
+	// query's line to their Close or their last row.
 	KindRows tracker.Kind = "sql.rows"
 	// KindStmt is a prepared statement, to its Close.
 	KindStmt tracker.Kind = "sql.stmt"

@@ -42,7 +42,10 @@ func assertSite(t *testing.T, r tracker.Resource, line int) {
 
 // Rows not closed, a transaction not finished and a DB.Conn not closed are
 // each open at the line that made them, and a connection's socket leads with
-// the line that checked it out; closing them ends their tracking.
+// the line that checked it out; closing them ends their tracking. Rows of a
+// query that took the connection from the pool are carried by its checkout,
+// open at the query's line; rows of a query in a transaction are tracked
+// on their own.
 func TestLeaksNameTheLine(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -57,6 +60,9 @@ func TestLeaksNameTheLine(t *testing.T) {
 			tx, err := db.BeginTx(ctx, nil)
 			txLine := here()
 			require.NoError(t, err)
+			txRows, err := tx.QueryContext(ctx, "SELECT 1")
+			txRowsLine := here()
+			require.NoError(t, err)
 			conn, err := db.Conn(ctx)
 			connLine := here()
 			require.NoError(t, err)
@@ -64,7 +70,7 @@ func TestLeaksNameTheLine(t *testing.T) {
 
 			rs := openOf(tr, sqlpool.KindRows)
 			require.Len(t, rs, 1)
-			assertSite(t, rs[0], rowsLine)
+			assertSite(t, rs[0], txRowsLine)
 			txs := openOf(tr, sqlpool.KindTx)
 			require.Len(t, txs, 1)
 			assertSite(t, txs[0], txLine)
@@ -88,7 +94,8 @@ func TestLeaksNameTheLine(t *testing.T) {
 			}
 
 			require.NoError(t, rows.Close())
-			require.NoError(t, tx.Rollback())
+			require.NoError(t, tx.Rollback()) // closes txRows
+			assert.ErrorIs(t, txRows.Err(), context.Canceled)
 			require.NoError(t, conn.Close())
 			assert.Empty(t, openOf(tr, sqlpool.KindRows))
 			assert.Empty(t, openOf(tr, sqlpool.KindTx))
@@ -234,6 +241,62 @@ func TestEvictionOffBehavesAsTheDriver(t *testing.T) {
 			assert.Equal(t, rawOK, wrappedOK, "driver: %v, sqlpool: %v", rawErr, wrappedErr)
 			st, _ := sqlpool.StatsOf(wrapped)
 			assert.Zero(t, st.Evicted)
+		})
+	}
+}
+
+// waitDead waits, without a poll, until the kernel says a socket tr tracks
+// is in CLOSE_WAIT: the server's FIN has arrived.
+func waitDead(t *testing.T, tr *tracker.Tracker) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		socks, err := tr.ProcessSockets()
+		require.NoError(t, err)
+		for _, s := range socks {
+			if s.Tracked && s.State == "CLOSE_WAIT" {
+				return
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "the server's close never reached the socket")
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A killed idle connection evicted at the next checkout, before any poll
+// saw it die, is still reported with ReasonIdleInPool at Info by the next
+// poll, naming the pooled connection that held it, and never as a leak.
+func TestEvictionIsReportedWithoutAPoll(t *testing.T) {
+	for _, b := range backends {
+		if !b.network {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			tr, log := newTracker(t, tracker.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+			db := b.open(t, tr)
+			id := session(t, b, db)
+			b.kill(t, id)
+			waitDead(t, tr)
+			assert.NotEqual(t, id, session(t, b, db), "the next query ran on the dead connection")
+			assert.Empty(t, log.all(), "reported on the query's goroutine")
+			tr.Poll()
+			tr.Poll()
+			leaks := log.all()
+			require.Len(t, leaks, 1)
+			l := leaks[0]
+			assert.Equal(t, tracker.ReasonIdleInPool, l.Reason)
+			assert.Equal(t, tracker.KindConn, l.Kind)
+			require.NotNil(t, l.HeldBy)
+			assert.Equal(t, sqlpool.KindConn, l.HeldBy.Kind)
+			assert.True(t, l.HeldBy.Idle)
+			assert.Contains(t, logs.String(), "pooled connection closed by its peer while idle")
+			assert.NotContains(t, logs.String(), "level=WARN")
+			assert.NotContains(t, l.String()+logs.String(), secret)
+			st, _ := sqlpool.StatsOf(db)
+			if b.name == "pq" { // pgx and mysql find it dead in their own ResetSession
+				assert.Equal(t, uint64(1), st.Evicted)
+			}
 		})
 	}
 }

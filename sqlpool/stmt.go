@@ -14,12 +14,13 @@ import (
 // to its Close.
 type stmt struct {
 	drv driver.Stmt
-	cfg *config
+	c   *conn // database/sql runs a statement on its connection only
 	h   *tracker.Handle
 }
 
 func (c *conn) newStmt(s driver.Stmt) driver.Stmt {
-	base := stmt{drv: s, cfg: c.cfg, h: c.cfg.tr.Track(KindStmt, c.cfg.stmtOpts...)}
+	c.fresh = false
+	base := stmt{drv: s, c: c, h: c.cfg.tr.Track(KindStmt, c.cfg.stmtOpts...)}
 	var mask uint
 	if _, ok := s.(driver.StmtExecContext); ok {
 		mask |= 1 << 0
@@ -46,6 +47,7 @@ func (s *stmt) Close() error {
 func (s *stmt) NumInput() int { return s.drv.NumInput() }
 
 func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
+	s.c.fresh = false
 	return s.drv.Exec(args)
 }
 
@@ -54,12 +56,13 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRows(r, s.cfg), nil
+	return s.c.newRows(r), nil
 }
 
 type stmtExecContext stmt
 
 func (s *stmtExecContext) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.c.fresh = false
 	if e, ok := s.drv.(driver.StmtExecContext); ok {
 		return e.ExecContext(ctx, args)
 	}
@@ -77,7 +80,7 @@ func (s *stmtQueryContext) QueryContext(ctx context.Context, args []driver.Named
 	if err != nil {
 		return nil, err
 	}
-	return newRows(r, s.cfg), nil
+	return s.c.newRows(r), nil
 }
 
 type stmtColumnConverter stmt

@@ -16,12 +16,22 @@ type Handle struct {
 // TrackCallerSkip), unless TrackPCs gives another. An empty kind means
 // KindResource.
 func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
+	tc := trackConfigOf(opts)
+	return t.track(kind, tc, 1+tc.skip)
+}
+
+func trackConfigOf(opts []TrackOption) trackConfig {
 	var tc trackConfig
 	for _, o := range opts {
 		if o != nil {
-			o.applyTrack(&tc)
+			tc = o.applyTrack(tc)
 		}
 	}
+	return tc
+}
+
+// track is Track for a resource opened skip frames above track's caller.
+func (t *Tracker) track(kind Kind, tc trackConfig, skip int) *Handle {
 	if kind == "" {
 		kind = KindResource
 	}
@@ -29,20 +39,26 @@ func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
 	if len(tc.pcs) > 0 {
 		r = t.newRecordAt(kind, tc.pcs[:min(len(tc.pcs), t.cfg.stackDepth)], 1)
 	} else {
-		r = t.newRecord(kind, 1+tc.skip)
+		r = t.newRecord(kind, skip+1)
 	}
+	tc.setOn(r)
+	t.tel.attach(r, tc.span, tc.attrs)
+	h := watchCollection(&Handle{rec: r}, r)
+	t.register(r)
+	return h
+}
+
+// setOn sets the fields of r that Track's options describe.
+func (tc trackConfig) setOn(r *record) {
 	r.label = tc.label
 	r.limit = tc.limit
+	r.laddr, r.raddr = nil, nil
 	if tc.local != "" || tc.network != "" {
 		r.laddr = stringAddr{tc.network, tc.local} // carries the network even without an address
 	}
 	if tc.remote != "" {
 		r.raddr = stringAddr{tc.network, tc.remote}
 	}
-	t.tel.attach(r, tc.span, tc.attrs)
-	h := watchCollection(&Handle{rec: r}, r)
-	t.register(r)
-	return h
 }
 
 // Close ends tracking of the resource. It is idempotent and safe on a nil
@@ -57,7 +73,8 @@ func (h *Handle) Close() {
 	runtime.KeepAlive(h)
 }
 
-// ID returns the resource's id, the Resource.ID of its reports.
+// ID returns the id of the resource h tracks, the Resource.ID of its
+// reports; after Reopen, the new resource's.
 func (h *Handle) ID() uint64 {
 	if h == nil {
 		return 0

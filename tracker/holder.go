@@ -3,15 +3,62 @@ package tracker
 import (
 	"net"
 	"runtime"
+	"sync/atomic"
 )
 
 // holders links the connections held by a Handle (see Handle.Hold) to their
 // holder, both ways. A record takes the lock only once it has been part of
 // a link, so the Close of a connection nothing ever held does not.
 type holders struct {
-	byConn   map[uint64]*record  // connection id -> its holder
-	byHolder map[uint64]*record  // holder id -> the connection it holds
-	idle     map[uint64]struct{} // holder ids idle in their pool (see Handle.SetIdle)
+	byConn   map[uint64]*record // connection id -> its holder
+	byHolder map[uint64]*record // holder id -> the connection it holds
+}
+
+// linkState is a record's part in the links: whether it ever took part in
+// one (Load, Store), and its idle mark (see Handle.SetIdle), in one word. A
+// pool marks a connection idle and in use at every checkout: the mark is a
+// bit of the record, set without a lock.
+type linkState struct{ v atomic.Uint32 }
+
+const (
+	linkedBit uint32 = 1 << iota
+	idleBit
+	ownsBit   // the connection it holds ends it (see Handle.Own); set under holdMu
+	tracedBit // the tracker's telemetry holds a span or attributes for it, out of line
+)
+
+func (s *linkState) Load() bool { return s.v.Load()&linkedBit != 0 }
+
+// Store(true) marks the record linked; a record once linked stays so.
+func (s *linkState) Store(linked bool) {
+	if linked {
+		s.v.Or(linkedBit)
+	}
+}
+
+func (s *linkState) idle() bool { return s.v.Load()&idleBit != 0 }
+
+// The record's two other flags share the word: a record has no room for
+// another field within its size class.
+func (s *linkState) owns() bool   { return s.v.Load()&ownsBit != 0 }
+func (s *linkState) traced() bool { return s.v.Load()&tracedBit != 0 }
+
+func (s *linkState) set(bit uint32, on bool) {
+	if on {
+		s.v.Or(bit)
+	} else {
+		s.v.And(^bit)
+	}
+}
+
+// setIdle sets or clears the idle mark; a marked record is linked, so that
+// its Close clears the mark (see unlink).
+func (s *linkState) setIdle(idle bool) {
+	if idle {
+		s.v.Or(linkedBit | idleBit)
+	} else {
+		s.v.And(^idleBit)
+	}
 }
 
 // Hold links the connection c to the resource h tracks, which holds it: a
@@ -76,7 +123,7 @@ func (h *Handle) hold(c net.Conn, own bool) bool {
 	}
 	t.unlinkLocked(h.rec)
 	ended := t.unlinkLocked(conn)
-	h.rec.owns = own
+	h.rec.linked.set(ownsBit, own)
 	t.links.byConn[conn.id] = h.rec
 	t.links.byHolder[h.rec.id] = conn
 	t.holdMu.Unlock()
@@ -120,7 +167,7 @@ func (t *Tracker) unlink(r *record) {
 	}
 	t.holdMu.Lock()
 	owner := t.unlinkLocked(r)
-	delete(t.links.idle, r.id)
+	r.linked.setIdle(false)
 	t.holdMu.Unlock()
 	t.endOwner(owner, false)
 }
@@ -146,9 +193,9 @@ func (t *Tracker) unlinkHeldLocked(r *record) (owner *record) {
 	delete(t.links.byConn, r.id)
 	delete(t.links.byHolder, holder.id)
 	if holder.isClosed() { // a holder collected without Close held r until now
-		delete(t.links.idle, holder.id)
+		holder.linked.setIdle(false)
 	}
-	if holder.owns {
+	if holder.linked.owns() {
 		return holder
 	}
 	return nil
@@ -167,7 +214,7 @@ func (t *Tracker) unlinkCollected(r *record) {
 	if _, holds := t.links.byHolder[r.id]; !holds {
 		// Its idle mark ends with it, unless it still holds a connection:
 		// that link and mark last until the connection closes.
-		delete(t.links.idle, r.id)
+		r.linked.setIdle(false)
 	}
 	t.holdMu.Unlock()
 	t.endOwner(owner, true)

@@ -19,24 +19,14 @@ func (h *Handle) SetIdle(idle bool) {
 	if h == nil {
 		return
 	}
-	t := h.rec.t
-	if !idle && !h.rec.linked.Load() {
-		return // never marked idle: nothing to undo, and no lock taken
-	}
-	h.rec.linked.Store(true) // so that its Close clears the mark (see unlink)
-	t.holdMu.Lock()
-	defer t.holdMu.Unlock()
-	if !idle {
-		delete(t.links.idle, h.rec.id)
+	// Only the Handle's owner calls SetIdle and Close, one at a time, and
+	// the collector's cleanup cannot run while the owner holds h: a closed
+	// Handle is seen closed here, and a mark set here is cleared by the
+	// Close that follows.
+	if idle && h.rec.closing.Load() {
 		return
 	}
-	if h.rec.closing.Load() {
-		return
-	}
-	if t.links.idle == nil {
-		t.links.idle = make(map[uint64]struct{})
-	}
-	t.links.idle[h.rec.id] = struct{}{}
+	h.rec.linked.setIdle(idle)
 }
 
 // heldIdle reports whether the connection r is held by a resource idle in
@@ -48,22 +38,12 @@ func (t *Tracker) heldIdle(r *record) bool {
 	t.holdMu.Lock()
 	defer t.holdMu.Unlock()
 	h, ok := t.links.byConn[r.id]
-	if !ok {
-		return false
-	}
-	_, idle := t.links.idle[h.id]
-	return idle
+	return ok && h.linked.idle()
 }
 
 // isIdle reports whether r itself is marked idle in its pool.
 func (t *Tracker) isIdle(r *record) bool {
-	if !r.linked.Load() {
-		return false
-	}
-	t.holdMu.Lock()
-	defer t.holdMu.Unlock()
-	_, idle := t.links.idle[r.id]
-	return idle
+	return r.linked.idle()
 }
 
 type dialHookKey struct{}

@@ -205,12 +205,15 @@ func (c *config) applyAll(opts []Option) error {
 
 // A TrackOption describes a resource given to Track.
 type TrackOption interface {
-	applyTrack(*trackConfig)
+	applyTrack(trackConfig) trackConfig
 }
 
-type trackOptionFunc func(*trackConfig)
+// trackOptionFunc takes and returns the config by value: a pointer to
+// Track's config, passed through an interface, would move it to the heap on
+// every Track.
+type trackOptionFunc func(trackConfig) trackConfig
 
-func (f trackOptionFunc) applyTrack(c *trackConfig) { f(c) }
+func (f trackOptionFunc) applyTrack(c trackConfig) trackConfig { return f(c) }
 
 type trackConfig struct {
 	network, local, remote string
@@ -225,18 +228,20 @@ type trackConfig struct {
 // TrackAddrs records the network and addresses a tracked resource talks over,
 // shown in reports. Empty strings are left out.
 func TrackAddrs(network, local, remote string) TrackOption {
-	return trackOptionFunc(func(c *trackConfig) {
+	return trackOptionFunc(func(c trackConfig) trackConfig {
 		c.network, c.local, c.remote = network, local, remote
+		return c
 	})
 }
 
 // TrackCallerSkip skips n more frames when the open-site stack is captured,
 // for integrations that call Track on behalf of their own caller.
 func TrackCallerSkip(n int) TrackOption {
-	return trackOptionFunc(func(c *trackConfig) {
+	return trackOptionFunc(func(c trackConfig) trackConfig {
 		if n > 0 {
 			c.skip = n
 		}
+		return c
 	})
 }
 
@@ -247,14 +252,20 @@ func TrackCallerSkip(n int) TrackOption {
 // the tracker's stack depth (WithStackDepth) of them are kept, and the
 // slice is copied. An empty pcs leaves the caller's stack in place.
 func TrackPCs(pcs []uintptr) TrackOption {
-	return trackOptionFunc(func(c *trackConfig) { c.pcs = pcs })
+	return trackOptionFunc(func(c trackConfig) trackConfig {
+		c.pcs = pcs
+		return c
+	})
 }
 
 // TrackLabel attaches a short description, such as a SQL statement's first
 // words or a request's method and path, shown in reports. It must not
 // contain credentials.
 func TrackLabel(s string) TrackOption {
-	return trackOptionFunc(func(c *trackConfig) { c.label = s })
+	return trackOptionFunc(func(c trackConfig) trackConfig {
+		c.label = s
+		return c
+	})
 }
 
 // TrackHoldLimit sets how long this one resource may stay open before it is
@@ -262,9 +273,10 @@ func TrackLabel(s string) TrackOption {
 // (WithHoldLimit): for an integration whose own options set limits on a
 // tracker it was given. A limit that is not positive is ignored.
 func TrackHoldLimit(d time.Duration) TrackOption {
-	return trackOptionFunc(func(c *trackConfig) {
+	return trackOptionFunc(func(c trackConfig) trackConfig {
 		if d > 0 {
 			c.limit = d
 		}
+		return c
 	})
 }

@@ -146,7 +146,10 @@ func WithLeakSpanLimit(n int, per time.Duration) Option {
 // link to. Only the span's context is kept, not ctx.
 func TrackContext(ctx context.Context) TrackOption {
 	sc := trace.SpanContextFromContext(ctx)
-	return trackOptionFunc(func(c *trackConfig) { c.span = sc })
+	return trackOptionFunc(func(c trackConfig) trackConfig {
+		c.span = sc
+		return c
+	})
 }
 
 // TrackAttributes adds OpenTelemetry attributes to the resource's leak
@@ -154,7 +157,10 @@ func TrackContext(ctx context.Context) TrackOption {
 // Resource.Attributes. They must not contain credentials.
 func TrackAttributes(attrs ...attribute.KeyValue) TrackOption {
 	attrs = append([]attribute.KeyValue(nil), attrs...)
-	return trackOptionFunc(func(c *trackConfig) { c.attrs = append(c.attrs, attrs...) })
+	return trackOptionFunc(func(c trackConfig) trackConfig {
+		c.attrs = append(c.attrs, attrs...)
+		return c
+	})
 }
 
 // TracerProvider returns the provider the tracker's spans go to: the one
@@ -254,7 +260,7 @@ func (tel *telemetry) attach(r *record, span trace.SpanContext, attrs []attribut
 	if !span.IsValid() && len(attrs) == 0 {
 		return
 	}
-	r.traced = true
+	r.linked.set(tracedBit, true)
 	tel.mu.Lock()
 	if tel.info == nil {
 		tel.info = make(map[uint64]otelInfo)

@@ -15,7 +15,8 @@ import (
 // the resource or its wrapper: the wrapper points at the record, so dropping
 // the wrapper lets the runtime collect the connection and close its socket.
 type record struct {
-	// Set before the record is published, then read-only.
+	// Set before the record is published, then read-only, but for what
+	// Reopen sets again under the poll lock (see Handle.Reopen).
 	t            *Tracker
 	id           uint64
 	kind         Kind
@@ -26,14 +27,18 @@ type record struct {
 	open         *stack.Entry
 	cleanup      runtime.Cleanup
 	accepted     bool
-	owns         bool // guarded by t.holdMu: the connection it holds ends it (see Handle.Own)
-	// traced: the tracker's telemetry holds a span context or attributes
-	// for this record, out of line (see telemetry.info). Beside accepted,
-	// it takes the padding before linked.
-	traced bool
-	// linked: held, or holding, at some time (see Handle.Hold). Beside
-	// accepted, it takes the padding before cookie.
-	linked atomic.Bool
+	// shard is the registry shard of the record's first id; Reopen keeps
+	// the record there under its later ids.
+	shard uint8
+	// inYoung: on its shard's young list; guarded by the shard's lock.
+	inYoung bool
+	// reusable: re-armed by Reopen at some time; its collection watch
+	// outlives each Close. Set and read by the Handle's owner.
+	reusable bool
+	// linked: held, or holding, or marked idle, at some time (see
+	// Handle.Hold, Handle.SetIdle), the idle mark, and the owns and traced
+	// flags. Beside the flags above, it takes the padding before cookie.
+	linked linkState
 
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
 	firstIO      atomic.Pointer[stack.Entry]
@@ -185,6 +190,18 @@ func stackOf(e *stack.Entry) Stack { return Stack{e: e} }
 // snapshot copies the record into a Resource. sockName is read by the caller
 // under t.pollMu.
 func (r *record) snapshot(sockName string) Resource {
+	res := r.snapshotAlone(sockName)
+	if h := r.t.holderOf(r); h != nil {
+		held := h.snapshotAlone("")
+		res.HeldBy = &held
+	}
+	return res
+}
+
+// snapshotAlone is snapshot without HeldBy, so it takes no lock: a holder
+// is snapshot this way (a holder is not held in turn), and noteIdleClose
+// snapshots one under the holder lock.
+func (r *record) snapshotAlone(sockName string) Resource {
 	t := r.t
 	res := Resource{
 		ID:                 r.id,
@@ -210,12 +227,8 @@ func (r *record) snapshot(sockName string) Resource {
 	if r.raddr != nil {
 		res.RemoteAddr = r.raddr.String()
 	}
-	if h := t.holderOf(r); h != nil {
-		held := h.snapshot("")
-		res.HeldBy = &held
-	}
 	res.Idle = t.isIdle(r)
-	if r.traced {
+	if r.linked.traced() {
 		res.Span, res.Attributes = t.tel.infoOf(r.id)
 	}
 	return res

@@ -31,11 +31,7 @@ type Tracker struct {
 	// append under the shard lock; the next poll moves those still open into
 	// m and hands their sockets to the engine. Most connections close before
 	// that, and then cost the registry and the engine no map operation.
-	shards [registryShards]struct {
-		mu    sync.Mutex
-		m     map[uint64]*record // records that were open at a poll
-		young []*record          // registered since the last poll; closed ones linger until it
-	}
+	shards  [registryShards]registryShard
 	toWatch []*record // promoted this poll, for the engine; guarded by pollMu
 
 	// suspects are the records the poller judges each tick: connections whose
@@ -48,6 +44,7 @@ type Tracker struct {
 	pendMu      sync.Mutex
 	pending     []*record
 	pendDropped int
+	idleClosed  []idleClosed // closed idle in their pool, peer gone (see noteIdleClose)
 
 	holdMu sync.Mutex // guards links
 	links  holders
@@ -64,6 +61,14 @@ type Tracker struct {
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
+}
+
+// registryShard is one of the registry's shards; a record stays in the
+// shard of its first id (record.shard), whatever ids Reopen gives it later.
+type registryShard struct {
+	mu    sync.Mutex
+	m     map[uint64]*record // records that were open at a poll
+	young []*record          // registered since the last poll; closed ones linger until it
 }
 
 const (
@@ -275,23 +280,40 @@ func (t *Tracker) makeRecord(kind Kind, open *stack.Entry) *record {
 const minYoungSweep = 64
 
 func (t *Tracker) register(r *record) {
-	sh := &t.shards[r.id%registryShards]
+	r.shard = uint8(r.id % registryShards)
+	sh := &t.shards[r.shard]
 	sh.mu.Lock()
+	sh.addYoung(r)
+	sh.mu.Unlock()
+	if limit, ok := t.holdLimit(r); ok && limit > 0 {
+		t.addSuspect(r)
+	}
+}
+
+// addYoung appends r to the young list, under sh.mu.
+func (sh *registryShard) addYoung(r *record) {
 	if n := len(sh.young); n == cap(sh.young) && n >= minYoungSweep {
 		// Between two polls a burst of short connections would otherwise
 		// keep every closed record here. The list grows by half or more
 		// when more than half of it is still open, so sweeps stay O(1) per
 		// register.
-		sh.young = slices.DeleteFunc(sh.young, (*record).isClosed)
+		sh.young = slices.DeleteFunc(sh.young, leavesYoung)
 		if len(sh.young) > n/2 {
 			sh.young = slices.Grow(sh.young, n)
 		}
 	}
 	sh.young = append(sh.young, r)
-	sh.mu.Unlock()
-	if limit, ok := t.holdLimit(r); ok && limit > 0 {
-		t.addSuspect(r)
+	r.inYoung = true
+}
+
+// leavesYoung reports whether a sweep of the young list drops r: it does
+// when r is closed.
+func leavesYoung(r *record) bool {
+	if r.isClosed() {
+		r.inYoung = false
+		return true
 	}
+	return false
 }
 
 // unregister runs after r is marked closed. A record still on its young
@@ -301,7 +323,7 @@ func (t *Tracker) unregister(r *record) {
 	if !r.promoted.Load() {
 		return
 	}
-	sh := &t.shards[r.id%registryShards]
+	sh := &t.shards[r.shard]
 	sh.mu.Lock()
 	delete(sh.m, r.id)
 	sh.mu.Unlock()
@@ -321,6 +343,7 @@ func (t *Tracker) promote() {
 		sh.mu.Lock()
 		for j, r := range sh.young {
 			sh.young[j] = nil
+			r.inYoung = false
 			if r.isClosed() {
 				continue
 			}
@@ -382,10 +405,17 @@ func (t *Tracker) release(r *record, skip int) {
 		r.closedAt.Store(t.now())
 		r.closeSite.Store(t.stacks.Capture(skip+1, t.cfg.stackDepth))
 	}
+	if r.linked.Load() {
+		t.noteIdleClose(r, from)
+	}
 	r.markClosed()
-	r.cleanup.Stop()
+	if !r.reusable {
+		// A Handle that Reopen re-arms keeps its watch: collected after a
+		// Close, it finds the record closed and does nothing.
+		r.cleanup.Stop()
+	}
 	t.forget(r)
-	if r.traced && from != StatePeerClosed && !held {
+	if r.linked.traced() && from != StatePeerClosed && !held {
 		// Never reported, so no resolved event will need its span; a record
 		// that could have been keeps it until the poll that sees it closed.
 		t.tel.drop(r.id)
@@ -429,7 +459,7 @@ func collectedCleanup(r *record) {
 		t.pending = append(t.pending, r)
 	} else {
 		t.pendDropped++
-		if r.traced {
+		if r.linked.traced() {
 			t.tel.drop(r.id)
 		}
 	}
@@ -583,7 +613,7 @@ func (t *Tracker) poll() (next int64) {
 			if r.reported && !r.collected.Load() {
 				resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
 			}
-			if r.traced && !r.collected.Load() {
+			if r.linked.traced() && !r.collected.Load() {
 				t.tel.drop(r.id)
 			}
 			continue
@@ -601,6 +631,7 @@ func (t *Tracker) poll() (next int64) {
 		}
 	}
 
+	fresh = append(fresh, t.idleClosedLeaks()...)
 	t.pendMu.Lock()
 	pend, dropped := t.pending, t.pendDropped
 	t.pending, t.pendDropped = nil, 0
@@ -613,7 +644,7 @@ func (t *Tracker) poll() (next int64) {
 		} else {
 			gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
 		}
-		if r.traced {
+		if r.linked.traced() {
 			t.tel.drop(r.id)
 		}
 	}

@@ -1,0 +1,129 @@
+package tracker
+
+import (
+	"runtime"
+
+	"github.com/connleak/connleak/internal/stack"
+)
+
+// Reopen ends the tracking of h's resource and starts tracking a new one of
+// the same kind, opened at the caller's line: it does what
+//
+//	h.Close()
+//	h = t.Track(kind, opts...)
+//
+// does, with h's kind and tracker, and returns the new resource's Handle.
+// The new resource has an ID, open time and open-site stack of its own,
+// holds no connection and is not idle, whatever h's was or did; a leak
+// reported for h's resource is resolved as its Close resolves it.
+//
+// It is for a pool that tracks every checkout of one connection: the
+// returned Handle is usually h itself, re-armed, so that a checkout costs
+// the stack capture and a few stores instead of a new record, Handle and
+// collection watch. A Handle re-armed this way is still reported with
+// ReasonCollected if it is garbage-collected while open. Reopen falls back
+// to a new Handle when the tracker is busy polling (it never waits for a
+// poll) or when h's resource was reported leaked and its resolution is due;
+// callers keep the Handle it returns. Like Close, it is meant for the
+// Handle's one owner: calls on one Handle must not be concurrent. It returns
+// nil for a nil Handle.
+func (h *Handle) Reopen(opts ...TrackOption) *Handle {
+	if h == nil {
+		return nil
+	}
+	r := h.rec
+	t := r.t
+	tc := trackConfigOf(opts)
+	// Captured before the lock, which is held only for the stores.
+	var open *stack.Entry
+	if len(tc.pcs) > 0 {
+		open = t.stacks.Intern(tc.pcs[:min(len(tc.pcs), t.cfg.stackDepth)])
+	} else {
+		open = t.stacks.Capture(1+tc.skip, t.cfg.stackDepth)
+	}
+	if !t.pollMu.TryLock() {
+		t.stacks.Release(open)
+		return h.retrack(tc)
+	}
+	// The poller owns reported, and reads the fields rewritten below, under
+	// pollMu: holding it, no poll, Open or Leaks is looking at r. Anything
+	// else that reaches r does so through the registry's young list (under
+	// the shard lock), the suspects (removed below) or the holder links
+	// (removed by the release), and the collector's cleanup cannot run
+	// while the caller holds h.
+	if r.reported || r.collected.Load() {
+		t.pollMu.Unlock()
+		t.stacks.Release(open)
+		return h.retrack(tc)
+	}
+	wasClosed := r.closing.Load()
+	rewatch := wasClosed && !r.reusable // its Close stopped the watch
+	r.reusable = true
+	if !wasClosed {
+		t.release(r, 1+tc.skip)
+	}
+	if _, held := t.holdLimit(r); held {
+		t.susMu.Lock()
+		delete(t.suspects, r.id)
+		t.susMu.Unlock()
+	}
+	// Not reported, the old resource needs no span or attributes for a
+	// resolved event; the new one takes its own below.
+	if r.linked.traced() {
+		t.tel.drop(r.id)
+		r.linked.set(tracedBit, false)
+	}
+	if r.linked.Load() { // its release ended its links; it owns nothing now
+		t.holdMu.Lock()
+		r.linked.set(ownsBit, false)
+		t.holdMu.Unlock()
+	}
+
+	now := t.now()
+	if now == 0 {
+		now = 1
+	}
+	sh := &t.shards[r.shard]
+	sh.mu.Lock()
+	r.id = t.nextID.Add(1)
+	r.openedAt = now
+	r.open = open
+	tc.setOn(r)
+	r.firstIO.Store(nil)
+	r.peerSeen.Store(nil)
+	r.closeSite.Store(nil)
+	r.lastIO.Store(0)
+	r.peerClosedAt.Store(0)
+	r.closedAt.Store(0)
+	r.reason, r.sockName = 0, ""
+	// Still on the young list, it stays there; else it was promoted and
+	// unregistered, or swept from the list when closed, and joins it again.
+	r.promoted.Store(false)
+	if !r.inYoung {
+		sh.addYoung(r)
+	}
+	r.state.Store(int32(StateActive))
+	r.closing.Store(false)
+	sh.mu.Unlock()
+	t.tel.attach(r, tc.span, tc.attrs) // before a poll can read its traced flag
+	t.pollMu.Unlock()
+
+	if rewatch {
+		r.cleanup = runtime.AddCleanup(h, collectedCleanup, r)
+	}
+	t.profileAdd(r, 1+tc.skip)
+	if limit, ok := t.holdLimit(r); ok && limit > 0 {
+		t.addSuspect(r)
+	}
+	runtime.KeepAlive(h)
+	return h
+}
+
+// retrack is Reopen's fallback: Close, then Track anew from the caller of
+// Reopen.
+func (h *Handle) retrack(tc trackConfig) *Handle {
+	kind := h.rec.kind
+	h.rec.t.release(h.rec, 2+tc.skip)
+	runtime.KeepAlive(h)
+	return h.rec.t.track(kind, tc, 2+tc.skip)
+}
