@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,9 +153,20 @@ func TrackContext(ctx context.Context) TrackOption {
 // TrackAttributes adds OpenTelemetry attributes to the resource's leak
 // spans, such as db.system.name or server.address, and shows them in
 // Resource.Attributes. They must not contain credentials.
+//
+// The option can be made once and given to every Track: a Track with one
+// TrackAttributes shares its attributes and adds no allocation.
 func TrackAttributes(attrs ...attribute.KeyValue) TrackOption {
-	attrs = append([]attribute.KeyValue(nil), attrs...)
-	return trackOptionFunc(func(c *trackConfig) { c.attrs = append(c.attrs, attrs...) })
+	// Capped, so that a second TrackAttributes on the same Track appends
+	// to a copy, never into this option's array, which records share.
+	attrs = slices.Clip(append([]attribute.KeyValue(nil), attrs...))
+	return trackOptionFunc(func(c *trackConfig) {
+		if len(c.attrs) == 0 {
+			c.attrs = attrs
+			return
+		}
+		c.attrs = append(c.attrs, attrs...)
+	})
 }
 
 // TracerProvider returns the provider the tracker's spans go to: the one
