@@ -1,6 +1,7 @@
 package sqlpool
 
 import (
+	"context"
 	"database/sql/driver"
 	"io"
 	"reflect"
@@ -16,8 +17,8 @@ type rows struct {
 	h   *tracker.Handle
 }
 
-func newRows(r driver.Rows, cfg *config) driver.Rows {
-	base := rows{drv: r, h: cfg.tr.Track(KindRows, cfg.rowsOpts...)}
+func newRows(r driver.Rows, cfg *config, ctx context.Context) driver.Rows {
+	base := rows{drv: r, h: cfg.tr.Track(KindRows, withSpan(cfg.rowsOpts, ctx)...)}
 	return wrapRows(base, rowsMask(r))
 }
 

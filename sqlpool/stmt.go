@@ -18,8 +18,8 @@ type stmt struct {
 	h   *tracker.Handle
 }
 
-func (c *conn) newStmt(s driver.Stmt) driver.Stmt {
-	base := stmt{drv: s, cfg: c.cfg, h: c.cfg.tr.Track(KindStmt, c.cfg.stmtOpts...)}
+func (c *conn) newStmt(s driver.Stmt, ctx context.Context) driver.Stmt {
+	base := stmt{drv: s, cfg: c.cfg, h: c.cfg.tr.Track(KindStmt, withSpan(c.cfg.stmtOpts, ctx)...)}
 	var mask uint
 	if _, ok := s.(driver.StmtExecContext); ok {
 		mask |= 1 << 0
@@ -54,7 +54,7 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRows(r, s.cfg), nil
+	return newRows(r, s.cfg, nil), nil
 }
 
 type stmtExecContext stmt
@@ -77,7 +77,7 @@ func (s *stmtQueryContext) QueryContext(ctx context.Context, args []driver.Named
 	if err != nil {
 		return nil, err
 	}
-	return newRows(r, s.cfg), nil
+	return newRows(r, s.cfg, ctx), nil
 }
 
 type stmtColumnConverter stmt
