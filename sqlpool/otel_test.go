@@ -335,3 +335,50 @@ func TestPoolNameFromDSN(t *testing.T) {
 	assert.Len(t, attrs, 2, "the driver connection and its socket")
 	assert.NotContains(t, strings.Join(attrs, " "), secret)
 }
+
+// A query adds no allocation for OpenTelemetry: with an SDK meter provider
+// recording use_time, and a query under a context without a span, it
+// allocates as much as with no provider at all.
+func TestQueryAllocationsWithSDK(t *testing.T) {
+	queryAllocs := func(opts ...tracker.Option) float64 {
+		tr, _ := newTracker(t, opts...)
+		db := backends[3].open(t, tr)
+		ctx := context.Background()
+		var one int
+		return testing.AllocsPerRun(500, func() {
+			if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	rig := newOtelRig(t)
+	without := queryAllocs()
+	with := queryAllocs(rig.options()...)
+	assert.Equal(t, without, with, "allocations per query with the SDK")
+	_, recorded := rig.metrics(t)[dbconv.ClientConnectionUseTime{}.Name()]
+	assert.True(t, recorded, "use_time was recorded")
+}
+
+// BenchmarkSelectOneSQLiteOtel runs the SELECT 1 loop through the driver
+// alone, through sqlpool with the default (no-op) providers, and through
+// sqlpool with an SDK meter provider recording use_time, interleaved in
+// one run; each way's ratio to the driver's is reported.
+func BenchmarkSelectOneSQLiteOtel(b *testing.B) {
+	be := backends[3]
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer mp.Shutdown(context.Background())
+	plain := tracker.New(tracker.WithLogger(nil))
+	defer plain.Close()
+	sdk := tracker.New(tracker.WithLogger(nil), tracker.WithMeterProvider(mp))
+	defer sdk.Close()
+	raw := sql.OpenDB(be.connector(b, nil))
+	defer raw.Close()
+	wrapped := sqlpool.OpenDB(be.connector(b, nil), sqlpool.WithTracker(plain))
+	defer wrapped.Close()
+	metered := sqlpool.OpenDB(be.connector(b, nil), sqlpool.WithTracker(sdk))
+	defer metered.Close()
+	runWays(b, []struct {
+		name string
+		db   *sql.DB
+	}{{"raw", raw}, {"sqlpool", wrapped}, {"sqlpool-sdk", metered}})
+}
