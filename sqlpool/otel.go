@@ -228,8 +228,12 @@ func (p *poolSet) observe(_ context.Context, o metric.Observer) error {
 		}
 		live = append(live, w)
 		l := limits[c.otel.pool]
-		if db := c.otel.db.Value(); db != nil && db.Stats().MaxOpenConnections > 0 {
-			l.max += int64(db.Stats().MaxOpenConnections)
+		var n int
+		if db := c.otel.db.Value(); db != nil {
+			n = db.Stats().MaxOpenConnections
+		}
+		if n > 0 {
+			l.max += int64(n)
 		} else {
 			l.unknown = true
 		}

@@ -382,3 +382,25 @@ func BenchmarkSelectOneSQLiteOtel(b *testing.B) {
 		db   *sql.DB
 	}{{"raw", raw}, {"sqlpool", wrapped}, {"sqlpool-sdk", metered}})
 }
+
+// db.system.name is derived from each driver's package, on the driver
+// connection and on the socket dialed for it.
+func TestDBSystemOfEachDriver(t *testing.T) {
+	want := map[string]string{"pgx": "postgresql", "pq": "postgresql", "mysql": "mysql", "sqlite": "sqlite"}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			tr, _ := newTracker(t)
+			db := b.open(t, tr)
+			require.NoError(t, db.PingContext(t.Context()))
+			kinds := []tracker.Kind{sqlpool.KindConn}
+			if b.network {
+				kinds = append(kinds, tracker.KindConn)
+			}
+			for _, k := range kinds {
+				rs := openOf(tr, k)
+				require.Len(t, rs, 1, k)
+				assert.Equal(t, want[b.name], attrsOf(rs[0].Attributes)[semconv.DBSystemNameKey].AsString(), k)
+			}
+		})
+	}
+}
