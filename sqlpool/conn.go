@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"net"
+	"time"
 
 	"github.com/connleak/connleak/tracker"
 )
@@ -41,13 +42,15 @@ type conn struct {
 	// answers by closing a connection without both hooks. database/sql
 	// calls Rollback under its lock of the connection too.
 	discard bool
+
+	outAt time.Time // the checkout's start, for db.client.connection.use_time
 }
 
 // newConn wraps dc, just opened by the caller, as checked out: database/sql
 // opens connections for a caller waiting for one.
-func newConn(dc driver.Conn, cfg *config, sock net.Conn) driver.Conn {
+func newConn(dc driver.Conn, cfg *config, sock net.Conn, ctx context.Context) driver.Conn {
 	c := conn{drv: dc, cfg: cfg, sock: sock}
-	c.h = cfg.tr.Track(KindConn, cfg.connOpts...)
+	c.h = cfg.tr.Track(KindConn, withSpan(cfg.connOpts, ctx)...)
 	_, resetter := dc.(driver.SessionResetter)
 	_, validator := dc.(driver.Validator)
 	c.hooks = resetter && validator
@@ -77,7 +80,7 @@ func newConn(dc driver.Conn, cfg *config, sock net.Conn) driver.Conn {
 		mask |= 1 << 7
 	}
 	w := wrapConn(c, mask)
-	w.(interface{ base() *conn }).base().startCheckout(cfg.connectOutOpts)
+	w.(interface{ base() *conn }).base().startCheckout(withSpan(cfg.connectOutOpts, ctx))
 	return w
 }
 
@@ -94,6 +97,7 @@ func (c *conn) startCheckout(opts []tracker.TrackOption) {
 		c.out = c.out.Reopen(opts...) // ends a checkout never returned, too
 	}
 	c.busy, c.fresh = true, true
+	c.outAt = c.cfg.otel.checkoutStart()
 	c.h.SetIdle(false)
 	if c.sock != nil {
 		c.out.Hold(c.sock)
@@ -109,6 +113,7 @@ func (c *conn) endCheckout() {
 	}
 	c.out.Close()
 	c.busy = false
+	c.cfg.otel.checkoutEnd(c.outAt)
 	if c.sock != nil {
 		c.h.Hold(c.sock)
 	}
@@ -141,7 +146,7 @@ func (c *conn) ResetSession(ctx context.Context) error {
 		c.cfg.evicted.Add(1)
 		return driver.ErrBadConn
 	}
-	c.startCheckout(c.cfg.resetOpts)
+	c.startCheckout(withSpan(c.cfg.resetOpts, ctx))
 	return err // database/sql hands the connection out on other errors
 }
 
@@ -186,7 +191,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.newStmt(s), nil
+	return c.newStmt(s, nil), nil
 }
 
 // Begin begins a transaction, tracked until its Commit or Rollback.
@@ -239,7 +244,7 @@ func (c *connQueryer) Query(query string, args []driver.Value) (driver.Rows, err
 	if err != nil {
 		return nil, err
 	}
-	return (*conn)(c).newRows(r), nil
+	return (*conn)(c).newRows(r, nil), nil
 }
 
 type connQueryerContext conn
@@ -253,7 +258,7 @@ func (c *connQueryerContext) QueryContext(ctx context.Context, query string, arg
 	if err != nil {
 		return nil, err
 	}
-	return (*conn)(c).newRows(r), nil
+	return (*conn)(c).newRows(r, ctx), nil
 }
 
 type connPrepareContext conn
@@ -267,7 +272,7 @@ func (c *connPrepareContext) PrepareContext(ctx context.Context, query string) (
 	if err != nil {
 		return nil, err
 	}
-	return (*conn)(c).newStmt(s), nil
+	return (*conn)(c).newStmt(s, ctx), nil
 }
 
 type connBeginTx conn

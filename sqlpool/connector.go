@@ -20,11 +20,11 @@ type connector struct {
 // tracker's dialer dialed for it, which it learns through the context.
 func (k *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	var d dialed
-	dc, err := k.c.Connect(tracker.ContextWithDialHook(ctx, d.note))
+	dc, err := k.c.Connect(tracker.ContextWithDialAttributes(tracker.ContextWithDialHook(ctx, d.note), k.cfg.otel.dialAttrs...))
 	if err != nil {
 		return nil, err
 	}
-	return newConn(dc, k.cfg, d.last()), nil
+	return newConn(dc, k.cfg, d.last(), ctx), nil
 }
 
 func (k *connector) Driver() driver.Driver { return wrapDriverCfg(k.c.Driver(), k.cfg) }
@@ -77,7 +77,7 @@ func (w *drv) Open(name string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(c, w.cfg, nil), nil
+	return newConn(c, w.cfg, nil, nil), nil
 }
 
 func (w *drv) driverObject() any { return w.d }

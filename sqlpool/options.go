@@ -25,6 +25,7 @@ type config struct {
 	txLimit       time.Duration
 	evict         bool
 	evicted       atomic.Uint64
+	otel          otelConfig
 
 	// The options of each Track, made once: a TrackOption made per call
 	// would cost an allocation on every query. Each skips sqlpool's frames

@@ -1,6 +1,7 @@
 package sqlpool
 
 import (
+	"context"
 	"database/sql/driver"
 	"io"
 	"reflect"
@@ -35,12 +36,12 @@ type rows struct {
 // DB.Conn that ran something before, are tracked on their own from their
 // line. The first query on a DB.Conn is carried by its checkout, at the
 // line of DB.Conn.
-func (c *conn) newRows(r driver.Rows) driver.Rows {
+func (c *conn) newRows(r driver.Rows, ctx context.Context) driver.Rows {
 	if c.fresh {
 		c.fresh = false
 		return r
 	}
-	base := rows{drv: r, h: c.cfg.tr.Track(KindRows, c.cfg.rowsOpts...)}
+	base := rows{drv: r, h: c.cfg.tr.Track(KindRows, withSpan(c.cfg.rowsOpts, ctx)...)}
 	return wrapRows(base, rowsMask(r))
 }
 

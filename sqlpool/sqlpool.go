@@ -43,7 +43,7 @@ func Open(driverName, dsn string, opts ...Option) (*sql.DB, error) {
 	if err := probe.Close(); err != nil {
 		return nil, err
 	}
-	cfg := newConfig(opts)
+	cfg := newConfig(append([]Option{WithPoolName(dsnPoolName(driverName, dsn))}, opts...))
 	var c driver.Connector
 	if dc, ok := d.(driver.DriverContext); ok {
 		if c, err = dc.OpenConnector(dsn); err != nil {
@@ -52,13 +52,17 @@ func Open(driverName, dsn string, opts ...Option) (*sql.DB, error) {
 	} else {
 		c = dsnConnector{dsn: dsn, d: d}
 	}
-	return sql.OpenDB(wrapConnectorCfg(c, cfg)), nil
+	return cfg.observeDB(sql.OpenDB(wrapConnectorCfg(c, cfg))), nil
 }
 
 // OpenDB opens a database on the connector as sql.OpenDB does, wrapped as
 // WrapConnector wraps it.
 func OpenDB(c driver.Connector, opts ...Option) *sql.DB {
-	return sql.OpenDB(WrapConnector(c, opts...))
+	if c == nil {
+		return sql.OpenDB(nil)
+	}
+	cfg := newConfig(opts)
+	return cfg.observeDB(sql.OpenDB(wrapConnectorCfg(c, cfg)))
 }
 
 // Register registers d, wrapped as WrapDriver wraps it, under name with
@@ -67,7 +71,7 @@ func Register(name string, d driver.Driver, opts ...Option) {
 	if d == nil {
 		sql.Register(name, nil) // sql.Register's own panic
 	}
-	sql.Register(name, WrapDriver(d, opts...))
+	sql.Register(name, WrapDriver(d, append([]Option{WithPoolName(name)}, opts...)...))
 }
 
 // WrapDriver returns a driver whose connections, checkouts, rows,
@@ -85,6 +89,7 @@ func wrapDriverCfg(d driver.Driver, cfg *config) driver.Driver {
 	if _, ok := d.(driver.DriverContext); ok {
 		mask |= 1
 	}
+	cfg.initOtel(d, nil)
 	return wrapDrv(drv{d: d, cfg: cfg}, mask)
 }
 
@@ -104,6 +109,7 @@ func wrapConnectorCfg(c driver.Connector, cfg *config) driver.Connector {
 	if _, ok := c.(interface{ Close() error }); ok {
 		mask |= 1
 	}
+	cfg.initOtel(nil, c)
 	return wrapConnector(connector{c: c, cfg: cfg}, mask)
 }
 

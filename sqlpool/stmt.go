@@ -18,9 +18,9 @@ type stmt struct {
 	h   *tracker.Handle
 }
 
-func (c *conn) newStmt(s driver.Stmt) driver.Stmt {
+func (c *conn) newStmt(s driver.Stmt, ctx context.Context) driver.Stmt {
 	c.fresh = false
-	base := stmt{drv: s, c: c, h: c.cfg.tr.Track(KindStmt, c.cfg.stmtOpts...)}
+	base := stmt{drv: s, c: c, h: c.cfg.tr.Track(KindStmt, withSpan(c.cfg.stmtOpts, ctx)...)}
 	var mask uint
 	if _, ok := s.(driver.StmtExecContext); ok {
 		mask |= 1 << 0
@@ -56,7 +56,7 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.c.newRows(r), nil
+	return s.c.newRows(r, nil), nil
 }
 
 type stmtExecContext stmt
@@ -80,7 +80,7 @@ func (s *stmtQueryContext) QueryContext(ctx context.Context, args []driver.Named
 	if err != nil {
 		return nil, err
 	}
-	return s.c.newRows(r), nil
+	return s.c.newRows(r, ctx), nil
 }
 
 type stmtColumnConverter stmt

@@ -18,7 +18,7 @@ type tx struct {
 
 func (c *conn) newTx(t driver.Tx, ctx context.Context) driver.Tx {
 	c.fresh = false
-	h := c.cfg.tr.Track(KindTx, c.cfg.txOpts...)
+	h := c.cfg.tr.Track(KindTx, withSpan(c.cfg.txOpts, ctx)...)
 	return &tx{drv: t, h: h, c: c, ctx: ctx}
 }
 

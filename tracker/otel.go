@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,9 +156,18 @@ func TrackContext(ctx context.Context) TrackOption {
 // TrackAttributes adds OpenTelemetry attributes to the resource's leak
 // spans, such as db.system.name or server.address, and shows them in
 // Resource.Attributes. They must not contain credentials.
+//
+// The option can be made once and given to every Track: a Track with one
+// TrackAttributes shares its attributes and adds no allocation.
 func TrackAttributes(attrs ...attribute.KeyValue) TrackOption {
-	attrs = append([]attribute.KeyValue(nil), attrs...)
+	// Capped, so that a second TrackAttributes on the same Track appends
+	// to a copy, never into this option's array, which records share.
+	attrs = slices.Clip(append([]attribute.KeyValue(nil), attrs...))
 	return trackOptionFunc(func(c trackConfig) trackConfig {
+		if len(c.attrs) == 0 {
+			c.attrs = attrs
+			return c
+		}
 		c.attrs = append(c.attrs, attrs...)
 		return c
 	})

@@ -803,3 +803,28 @@ func TestPanickingTracerProviderIsContained(t *testing.T) {
 	})
 	assert.Contains(t, logged.String(), "OpenTelemetry reporting panicked")
 }
+
+// A TrackAttributes made once and given to every Track adds no allocation
+// to it, and a second TrackAttributes on one Track extends a copy: the
+// records that share the first option's attributes keep theirs.
+func TestTrackAttributesShared(t *testing.T) {
+	tr, _ := newTestTracker(t)
+	shared := TrackAttributes(semconv.DBSystemNamePostgreSQL)
+	plain := testing.AllocsPerRun(200, func() { tr.Track("test-attrs").Close() })
+	with := testing.AllocsPerRun(200, func() { tr.Track("test-attrs", shared).Close() })
+	assert.Equal(t, plain, with, "allocations of a Track with a shared TrackAttributes")
+
+	a := tr.Track("test-attrs", shared)
+	defer a.Close()
+	b := tr.Track("test-attrs", shared, TrackAttributes(semconv.ServerAddress("db1")))
+	defer b.Close()
+	c := tr.Track("test-attrs", shared, TrackAttributes(semconv.ServerAddress("db2")))
+	defer c.Close()
+	byID := map[uint64][]attribute.KeyValue{}
+	for _, r := range tr.Open() {
+		byID[r.ID] = r.Attributes
+	}
+	assert.Equal(t, []attribute.KeyValue{semconv.DBSystemNamePostgreSQL}, byID[a.ID()])
+	assert.Equal(t, []attribute.KeyValue{semconv.DBSystemNamePostgreSQL, semconv.ServerAddress("db1")}, byID[b.ID()])
+	assert.Equal(t, []attribute.KeyValue{semconv.DBSystemNamePostgreSQL, semconv.ServerAddress("db2")}, byID[c.ID()])
+}
