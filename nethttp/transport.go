@@ -109,6 +109,9 @@ type roundTripper struct {
 	base http.RoundTripper
 	tr   *tracker.Tracker
 	last atomic.Pointer[lastLabel]
+	// ended holds the Handles of bodies that ended, closed, for the next
+	// bodies to re-arm (see trackBody).
+	ended sync.Pool
 }
 
 // lastLabel is the label of the latest request, kept because a client
@@ -166,7 +169,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
 	}
-	h := rt.tr.Track(KindBody, rt.labelFor(req), openingSpan(req.Context()))
+	h := rt.trackBody(rt.labelFor(req), openingSpan(req.Context()))
 	if c := got.get(); c != nil {
 		h.Hold(c)
 	}
@@ -175,11 +178,23 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// it would keep the Handle of a body the program dropped reachable, so
 	// that it is never reported collected.
 	out := *resp
-	out.Body = wrapBody(resp.Body, h)
+	out.Body = rt.wrapBody(resp.Body, h)
 	// The caller's request, not the traced copy, as net/http's own
 	// RoundTrippers return it.
 	out.Request = req
 	return &out, nil
+}
+
+// trackBody starts tracking a response body from its caller's line, on the
+// Handle of a body that ended when there is one to re-arm (see
+// tracker.Handle.Reopen): a keep-alive client then tracks each body with no
+// new record, Handle or collection watch, which cost several times more
+// than the rest of the tracking, cold between two requests.
+func (rt *roundTripper) trackBody(opts ...tracker.TrackOption) *tracker.Handle {
+	if h, ok := rt.ended.Get().(*tracker.Handle); ok {
+		return h.Reopen(opts...)
+	}
+	return rt.tr.Track(KindBody, opts...)
 }
 
 // label is "GET https://example.com/path" for a client's request, and
@@ -200,7 +215,8 @@ func label(req *http.Request) string {
 // body is a tracked response body.
 type body struct {
 	rc    io.ReadCloser
-	h     *tracker.Handle
+	h     *tracker.Handle // the body's alone until it ends, then nil
+	rt    *roundTripper
 	ended atomic.Bool
 }
 
@@ -212,8 +228,8 @@ type rwBody struct {
 
 func (b *rwBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-func wrapBody(rc io.ReadCloser, h *tracker.Handle) io.ReadCloser {
-	b := &body{rc: rc, h: h}
+func (rt *roundTripper) wrapBody(rc io.ReadCloser, h *tracker.Handle) io.ReadCloser {
+	b := &body{rc: rc, h: h, rt: rt}
 	if w, ok := rc.(io.Writer); ok {
 		return &rwBody{body: b, w: w}
 	}
@@ -237,9 +253,18 @@ func (b *body) Close() error {
 	return b.rc.Close()
 }
 
+// done ends the body's tracking once, and hands its Handle on for a later
+// body to re-arm. Only the Handle is reused, never the body: a program may
+// Close a body twice, and the second Close must reach no other body. The
+// body lets go of its Handle, so that one it keeps after its end does not
+// keep reachable a Handle that another body, dropped, would be reported
+// collected by.
 func (b *body) done() {
 	if b.ended.CompareAndSwap(false, true) {
-		b.h.Close()
+		h := b.h
+		b.h = nil
+		h.Close()
+		b.rt.ended.Put(h)
 	}
 }
 
