@@ -27,6 +27,13 @@ const (
 	tracedBit // the tracker's telemetry holds a span or attributes for it, out of line
 )
 
+// The high bits hold the index of the record's attribute set, when it has
+// one and no span (see telemetry.attrsIndex).
+const (
+	attrShift = 24
+	attrMask  = uint32(0xff) << attrShift
+)
+
 func (s *linkState) Load() bool { return s.v.Load()&linkedBit != 0 }
 
 // Store(true) marks the record linked; a record once linked stays so.
@@ -42,6 +49,17 @@ func (s *linkState) idle() bool { return s.v.Load()&idleBit != 0 }
 // another field within its size class.
 func (s *linkState) owns() bool   { return s.v.Load()&ownsBit != 0 }
 func (s *linkState) traced() bool { return s.v.Load()&tracedBit != 0 }
+
+func (s *linkState) attrs() uint32 { return s.v.Load() >> attrShift }
+
+func (s *linkState) setAttrs(idx uint32) {
+	for {
+		old := s.v.Load()
+		if s.v.CompareAndSwap(old, old&^attrMask|idx<<attrShift) {
+			return
+		}
+	}
+}
 
 func (s *linkState) set(bit uint32, on bool) {
 	if on {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -203,6 +204,15 @@ type telemetry struct {
 	info map[uint64]otelInfo // by record id, for records with traced set
 	peak int                 // the most entries info has held since it was made
 
+	// The attribute sets of records opened with attributes and no span,
+	// such as a pool's db.system.name on every checkout, by the index a
+	// record keeps in its link word: a record re-armed at every checkout
+	// then sets an index instead of taking the lock and an entry in info.
+	// Sets are known by identity (an option made once shares its slice), so
+	// the table fills with sets made anew each time, and then info serves.
+	attrSets  [maxAttrSets]atomic.Pointer[[]attribute.KeyValue]
+	attrCount atomic.Uint32 // written under mu
+
 	leaks, resolved metric.Int64Counter
 	reg             metric.Registration // the observers' callback; nil if none
 
@@ -264,11 +274,59 @@ func (tel *telemetry) close() {
 	}
 }
 
+// maxAttrSets bounds the attribute sets records refer to by index.
+const maxAttrSets = 255
+
+// attrsIndex returns the 1-based index of the set attrs, adding it while
+// there is room; 0 when there is none. The sets are few (an integration
+// makes its options once), so a scan finds one sooner than a map would, and
+// takes no lock.
+func (tel *telemetry) attrsIndex(attrs []attribute.KeyValue) uint32 {
+	if i := tel.findAttrs(attrs, tel.attrCount.Load()); i != 0 {
+		return i
+	}
+	tel.mu.Lock()
+	defer tel.mu.Unlock()
+	n := tel.attrCount.Load()
+	if i := tel.findAttrs(attrs, n); i != 0 || n == maxAttrSets {
+		return i
+	}
+	set := new([]attribute.KeyValue)
+	*set = attrs
+	tel.attrSets[n].Store(set)
+	tel.attrCount.Store(n + 1)
+	return n + 1
+}
+
+func (tel *telemetry) findAttrs(attrs []attribute.KeyValue, n uint32) uint32 {
+	for i := range n {
+		if p := tel.attrSets[i].Load(); len(*p) == len(attrs) && &(*p)[0] == &attrs[0] {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// attrsOf returns the attributes r refers to by index, if any.
+func (tel *telemetry) attrsOf(r *record) []attribute.KeyValue {
+	if idx := r.linked.attrs(); idx != 0 {
+		return *tel.attrSets[idx-1].Load()
+	}
+	return nil
+}
+
 // attach records span and attrs for r, which is not published yet. A
-// record with neither costs nothing here.
+// record with neither costs nothing here, nor one with attributes alone
+// whose set has an index.
 func (tel *telemetry) attach(r *record, span trace.SpanContext, attrs []attribute.KeyValue) {
 	if !span.IsValid() && len(attrs) == 0 {
 		return
+	}
+	if !span.IsValid() {
+		if idx := tel.attrsIndex(attrs); idx != 0 {
+			r.linked.setAttrs(idx)
+			return
+		}
 	}
 	r.linked.set(tracedBit, true)
 	tel.mu.Lock()

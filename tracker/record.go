@@ -230,6 +230,8 @@ func (r *record) snapshotAlone(sockName string) Resource {
 	res.Idle = t.isIdle(r)
 	if r.linked.traced() {
 		res.Span, res.Attributes = t.tel.infoOf(r.id)
+	} else {
+		res.Attributes = t.tel.attrsOf(r)
 	}
 	return res
 }

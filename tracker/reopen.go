@@ -73,6 +73,7 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 		t.tel.drop(r.id)
 		r.linked.set(tracedBit, false)
 	}
+	r.linked.setAttrs(0)
 	if r.linked.Load() { // its release ended its links; it owns nothing now
 		t.holdMu.Lock()
 		r.linked.set(ownsBit, false)
