@@ -223,10 +223,25 @@ func TestEvictionOffBehavesAsTheDriver(t *testing.T) {
 		}
 		t.Run(b.name, func(t *testing.T) {
 			tr, _ := newTracker(t)
+			// Sockets of the process in CLOSE_WAIT, tracked or not: the
+			// driver alone dials its own.
+			closeWaits := func() int {
+				socks, err := tr.ProcessSockets()
+				require.NoError(t, err)
+				n := 0
+				for _, s := range socks {
+					if s.State == "CLOSE_WAIT" {
+						n++
+					}
+				}
+				return n
+			}
 			outcome := func(db *sql.DB) (bool, error) {
 				id := session(t, b, db)
+				before := closeWaits()
 				b.kill(t, id)
-				time.Sleep(200 * time.Millisecond) // the FIN reaches the client
+				require.Eventually(t, func() bool { return closeWaits() > before }, 5*time.Second,
+					5*time.Millisecond, "the server's close never reached the client")
 				var x int64
 				err := db.QueryRow(b.sessionQuery).Scan(&x)
 				return err == nil, err
