@@ -2,6 +2,7 @@ package nethttp_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -73,8 +74,10 @@ func ExampleMiddleware() {
 		tracker.WithPollInterval(10*time.Millisecond), tracker.WithGracePeriod(20*time.Millisecond))
 	defer tr.Close()
 	upstream := make(chan string) // never answers, until the example ends
+	waiting := make(chan struct{}, 1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, _ *http.Request) { // the line the report names
+		waiting <- struct{}{}
 		fmt.Fprint(w, <-upstream)
 	})
 	ts := httptest.NewUnstartedServer(nethttp.Middleware(mux, nethttp.WithTracker(tr)))
@@ -84,9 +87,12 @@ func ExampleMiddleware() {
 	defer ts.Close()
 	defer close(upstream)
 
-	client := &http.Client{Timeout: 200 * time.Millisecond} // the client gives up
-	if _, err := client.Get(ts.URL + "/report"); err != nil {
-		fmt.Println("client: timed out")
+	// The client gives up once the handler is waiting.
+	ctx, giveUp := context.WithCancel(context.Background())
+	go func() { <-waiting; giveUp() }()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/report", nil)
+	if _, err := http.DefaultClient.Do(req); err != nil {
+		fmt.Println("client: gave up")
 	}
 
 	var leaks []tracker.Leak
@@ -98,7 +104,7 @@ func ExampleMiddleware() {
 		fmt.Printf("%s: %s, held by %s %q\n  at %s\n", l.Kind, l.Reason, l.HeldBy.Kind, l.HeldBy.Label, l.Site().Function)
 	}
 	// Output:
-	// client: timed out
+	// client: gave up
 	// conn: peer closed, never closed here, held by http.request "GET /report"
 	//   at github.com/connleak/connleak/nethttp_test.ExampleMiddleware.func1
 }

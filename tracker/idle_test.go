@@ -48,7 +48,7 @@ func TestIdleInPoolIsReportedAtInfoWithoutGrace(t *testing.T) {
 // Marked in use again, the holder's connection is judged as any other: a
 // closed peer is a leak once the grace has passed, not before.
 func TestInUseAgainIsJudgedWithGrace(t *testing.T) {
-	tr, log := newTestTracker(t, WithGracePeriod(150*time.Millisecond))
+	tr, log := newTestTracker(t, WithGracePeriod(time.Second))
 	client, server := dialPair(t, tr)
 	pooled := tr.Track("sql.conn")
 	defer pooled.Close()
@@ -59,7 +59,7 @@ func TestInUseAgainIsJudgedWithGrace(t *testing.T) {
 	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return tr.PeerClosed(client) }))
 	tr.Poll()
 	assert.Empty(t, log.Leaks(), "reported before the grace period ended")
-	require.True(t, pollUntil(t, tr, 2*time.Second, func() bool { return len(log.Leaks()) > 0 }))
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool { return len(log.Leaks()) > 0 }))
 	assert.Equal(t, ReasonPeerClosed, log.Leaks()[0].Reason)
 }
 
