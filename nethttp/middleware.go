@@ -83,20 +83,16 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lbl = clip(label(r), maxRequestLabel)
 	}
 	ctx := r.Context()
-	span := trace.SpanContextFromContext(ctx)
-	var spanOpt tracker.TrackOption
-	if span.IsValid() {
-		spanOpt = tracker.TrackContext(ctx)
-	}
+	spanOpt := tracker.TrackContext(ctx) // nil for an untraced request
 	h := m.tr.Track(KindRequest, tracker.TrackLabel(lbl), tracker.TrackPCs(pcs), spanOpt)
 	defer h.Close()
 	if r.ProtoMajor == 1 {
 		if c, ok := ctx.Value(connKey{}).(net.Conn); ok {
 			h.Hold(c)
-			if span.IsValid() {
+			if spanOpt != nil {
 				// For a hijack of this request (see WrapServer). Over HTTP/1
 				// a connection serves one request at a time.
-				requestSpans.Store(c, span)
+				requestSpans.Store(c, trace.SpanContextFromContext(ctx))
 				defer requestSpans.Delete(c)
 			}
 		}

@@ -20,17 +20,6 @@ import (
 // ScopeName is the instrumentation scope of nethttp's metrics.
 const ScopeName = "github.com/connleak/connleak/nethttp"
 
-// openingSpan is the TrackOption that gives a resource the span active in
-// ctx, the request that opened it; nil, which Track skips, when there is
-// none, so that an untraced request pays one context lookup and nothing
-// else.
-func openingSpan(ctx context.Context) tracker.TrackOption {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return nil
-	}
-	return tracker.TrackContext(ctx)
-}
-
 // httpDialer dials with dial, a tracker's, giving each connection the
 // attributes of an HTTP client's: network.protocol.name "http", and the
 // server.address and server.port it was dialed for, the host name of the

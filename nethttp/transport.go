@@ -169,7 +169,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
 	}
-	h := rt.trackBody(rt.labelFor(req), openingSpan(req.Context()))
+	h := rt.trackBody(rt.labelFor(req), tracker.TrackContext(req.Context()))
 	if c := got.get(); c != nil {
 		h.Hold(c)
 	}

@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/dbconv"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/connleak/connleak/tracker"
 )
@@ -118,10 +117,14 @@ func (c *config) observeDB(db *sql.DB) *sql.DB {
 // span returns opts as they are: an untraced query pays one context lookup
 // and no allocation.
 func withSpan(opts []tracker.TrackOption, ctx context.Context) []tracker.TrackOption {
-	if ctx == nil || !trace.SpanContextFromContext(ctx).IsValid() {
+	if ctx == nil {
 		return opts
 	}
-	return append(opts[:len(opts):len(opts)], tracker.TrackContext(ctx))
+	span := tracker.TrackContext(ctx)
+	if span == nil {
+		return opts
+	}
+	return append(opts[:len(opts):len(opts)], span)
 }
 
 // checkoutStart returns the time a checkout starts for

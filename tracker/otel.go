@@ -145,9 +145,14 @@ func WithLeakSpanLimit(n int, per time.Duration) Option {
 
 // TrackContext records the span active in ctx, if any, as the resource's
 // Resource.Span: the request or query that opened it, which its leak spans
-// link to. Only the span's context is kept, not ctx.
+// link to. Only the span's context is kept, not ctx. Without a span in ctx
+// it returns nil, which Track skips: an untraced request or query pays one
+// context lookup and no allocation.
 func TrackContext(ctx context.Context) TrackOption {
 	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return nil
+	}
 	return trackOptionFunc(func(c trackConfig) trackConfig {
 		c.span = sc
 		return c

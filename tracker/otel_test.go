@@ -828,3 +828,18 @@ func TestTrackAttributesShared(t *testing.T) {
 	assert.Equal(t, []attribute.KeyValue{semconv.DBSystemNamePostgreSQL, semconv.ServerAddress("db1")}, byID[b.ID()])
 	assert.Equal(t, []attribute.KeyValue{semconv.DBSystemNamePostgreSQL, semconv.ServerAddress("db2")}, byID[c.ID()])
 }
+
+// A context without a span gives no option, and a Track given it makes no
+// allocation for it: an untraced request pays nothing more.
+func TestTrackContextWithoutASpan(t *testing.T) {
+	assert.Nil(t, TrackContext(context.Background()))
+	tr, _ := newTestTracker(t)
+	plain := testing.AllocsPerRun(200, func() { tr.Track("test-ctx").Close() })
+	untraced := testing.AllocsPerRun(200, func() { tr.Track("test-ctx", TrackContext(context.Background())).Close() })
+	assert.Equal(t, plain, untraced)
+	h := tr.Track("test-ctx", TrackContext(context.Background()))
+	defer h.Close()
+	for _, r := range tr.Open() {
+		assert.False(t, r.Span.IsValid())
+	}
+}
