@@ -11,7 +11,9 @@
 //	}
 //
 // A capture on a path already seen costs a walk of the frame-pointer chain
-// and a map lookup (amd64); runtime.Callers runs once per distinct path. The
+// and a map lookup (amd64), or, for one of the last few paths through its
+// call site, the walk alone, comparing each frame with the remembered one;
+// runtime.Callers runs once per distinct path. The
 // stacks returned are always runtime.Callers's, with the same skip and depth.
 // A table forgets the stacks no holder uses when the tracker's poller calls
 // MaybeSweep, never during a capture.

@@ -84,12 +84,31 @@ type Table struct {
 		m      map[uint64]*Entry // by the hash of the logical stack
 		walked map[uint64]*walkedStack
 	}
+	// recent holds, per call site of Capture, the walked keys of its last
+	// captures (see captureRecent).
+	recent [recentSites]recentSet
+}
+
+// recentSet is one call site's remembered keys (see captureRecent).
+type recentSet struct {
+	ways [recentWays]atomic.Pointer[walkedStack]
+	// misses counts the lookups in a row that found nothing: a site that
+	// more call paths than ways take in turn stops looking, but for one
+	// capture in recentThrottle, and stops writing its ways.
+	misses atomic.Uint32
 }
 
 // walkedStack is the interned stack that a capture with these physical
 // frames, skip and depth produces.
 type walkedStack struct {
-	frames      []uintptr
+	frames []uintptr
+	// steps holds the distance from each of the frames but the last to the
+	// next. A call path's frames always lie at the same distances, as each
+	// function's frame has a fixed size, so a lookup among the recent keys
+	// knows where each frame should be before it reads the one below, and
+	// the processor can load the frames together instead of one after the
+	// other (see matches).
+	steps       []uintptr
 	skip, depth int
 	e           *Entry
 }
@@ -115,43 +134,193 @@ func NewTable() *Table {
 //go:noinline
 func (st *Table) Capture(skip, depth int) *Entry {
 	if walkEnabled {
-		// The key is the whole physical stack, up to the goroutine's first
-		// frame: the frames that runtime.Callers hides (method and ABI
-		// wrappers) make any shorter window ambiguous.
-		var frames [maxWalk]uintptr
-		if n, ok := walkFrames(framePointer(), frames[:]); ok {
-			return st.captureWalked(frames[:n], skip, depth)
+		fp := framePointer()
+		e, looked := st.captureRecent(fp, skip, depth)
+		if e != nil {
+			return e
+		}
+		if e, ok := st.captureWalk(fp, skip, depth, looked); ok {
+			return e
 		}
 	}
 	return st.captureLogical(skip+1, depth)
 }
 
+// captureWalk walks the frames above fp, Capture's frame, and returns the
+// stack they lead to, or false when the walk refuses them. The key is the
+// whole physical stack, up to the goroutine's first frame: the frames that
+// runtime.Callers hides (method and ABI wrappers) make any shorter window
+// ambiguous.
+//
+// Its buffer makes a frame of a kilobyte, so it is not inlined: in Capture,
+// that frame made a goroutine's first capture, such as the first Read of
+// each connection a server accepts on a goroutine of its own, grow and copy
+// the young goroutine's stack, microseconds a connection, where a capture
+// found among the recent keys needs a few words.
+//
+//go:noinline
+func (st *Table) captureWalk(fp unsafe.Pointer, skip, depth int, remember bool) (*Entry, bool) {
+	var frames, steps [maxWalk]uintptr
+	n, ok := walkFrames(fp, frames[:], steps[:])
+	if !ok {
+		return nil, false
+	}
+	return st.captureWalked(frames[:n], steps[:n-1], skip, depth, remember), true
+}
+
 // captureWalked finds the stack for frames, or captures it once with
-// runtime.Callers and remembers it under frames.
-func (st *Table) captureWalked(frames []uintptr, skip, depth int) *Entry {
+// runtime.Callers and remembers it under frames, and, if remember is set,
+// among the recent keys of its call site.
+func (st *Table) captureWalked(frames, steps []uintptr, skip, depth int, remember bool) *Entry {
 	h := st.hashPCs(frames) ^ uint64(skip)<<40 ^ uint64(depth)<<52
 	sh := &st.shards[h%shards]
 	sh.mu.Lock()
 	w, ok := sh.walked[h]
 	if ok && w.skip == skip && w.depth == depth && equalPCs(w.frames, frames) && w.e.acquire() {
 		sh.mu.Unlock()
+		// A key whose frames lay elsewhere would never match among the
+		// recent keys; it is not worth their room.
+		if remember && equalPCs(w.steps, steps) {
+			st.remember(w, h)
+		}
 		return w.e
 	}
 	sh.mu.Unlock()
 
-	e := st.captureLogical(skip+2, depth) // +captureWalked, +Capture
+	e := st.captureLogical(skip+3, depth) // +captureWalked, +captureWalk, +Capture
 	if e == nil {
 		return nil
 	}
 	sh.mu.Lock()
 	if w, ok := sh.walked[h]; !ok || w.e.refs.Load() < 0 || equalPCs(w.frames, frames) {
-		sh.walked[h] = &walkedStack{frames: append([]uintptr(nil), frames...), skip: skip, depth: depth, e: e}
+		w = newWalkedStack(frames, steps, skip, depth, e)
+		sh.walked[h] = w
 		if !ok {
 			st.added.Add(1)
 		}
+		sh.mu.Unlock()
+		if remember {
+			st.remember(w, h)
+		}
+		return e
 	}
 	sh.mu.Unlock()
 	return e
+}
+
+// Each call site of Capture remembers the walked keys of its last captures
+// in a few ways of one set of Table.recent, chosen by the site's return
+// address, skip and depth. A capture that repeats one of them is found by
+// reading each frame where the key says it lies and comparing its return
+// address and link with the remembered ones: no hash, lock, map or
+// classification of the addresses,
+// and only the few cache lines of the remembered key, where a walk through
+// the map touched a line of the class cache per frame, which the I/O
+// between two captures had evicted. That took the capture of a pool's
+// checkout from about 1 µs to a tenth of that inside a query loop.
+//
+// A site taken in turn by more call paths than it has ways misses every
+// time, and a miss costs more than the walk it precedes: it reads the keys
+// of the ways, scattered in memory. After recentThrottle misses in a row it
+// looks once in recentThrottle captures, so that such a site pays a counter
+// and finds its keys again within a few dozen captures once one path
+// repeats.
+const (
+	recentSites    = 64
+	recentWays     = 4
+	recentThrottle = 16
+)
+
+func recentIndex(ret uintptr, skip, depth int) int {
+	h := ret ^ ret>>7 ^ ret>>17 ^ uintptr(skip)*0x9e37 ^ uintptr(depth)<<3
+	return int(h % recentSites)
+}
+
+// captureRecent returns the entry of a remembered walked key equal to the
+// physical stack above fp, with a reference taken, or nil, and whether it
+// looked: a site whose lookups keep missing looks only now and then (see
+// recentThrottle). It reads a frame only when all the frames below it
+// matched a remembered key: each of the key's return addresses was
+// classified an ordinary Go frame when the key was walked, so it follows
+// exactly the frames walkFrames would.
+func (st *Table) captureRecent(fp unsafe.Pointer, skip, depth int) (*Entry, bool) {
+	if fp == nil {
+		return nil, false
+	}
+	ret0 := *(*uintptr)(unsafe.Add(fp, unsafe.Sizeof(uintptr(0))))
+	set := &st.recent[recentIndex(ret0, skip, depth)]
+	// Racing captures may lose a count: it is a hint.
+	m := set.misses.Load()
+	if m >= recentThrottle {
+		set.misses.Store(m + 1)
+		if m%recentThrottle != 0 {
+			return nil, false
+		}
+	}
+	if e := set.lookup(fp, ret0, skip, depth); e != nil {
+		if m != 0 {
+			set.misses.Store(0)
+		}
+		return e, true
+	}
+	if m < recentThrottle {
+		set.misses.Store(m + 1)
+	}
+	return nil, true
+}
+
+func (set *recentSet) lookup(fp unsafe.Pointer, ret0 uintptr, skip, depth int) *Entry {
+	for i := range set.ways {
+		w := set.ways[i].Load()
+		if w != nil && w.skip == skip && w.depth == depth && w.frames[0] == ret0 && w.matches(fp) {
+			if w.e.acquire() {
+				return w.e
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// matches reports whether the physical stack above fp is w's: whether each
+// frame holds w's return address and links to the next frame w's step away.
+// It reads a frame only once the frame below has been seen to link to it, so
+// it reads exactly what walkFrames would; but where each frame lies comes
+// from w, not from the frame below, so the loads do not wait for each other,
+// and a stack of twenty frames costs about one load's latency instead of
+// twenty.
+func (w *walkedStack) matches(fp unsafe.Pointer) bool {
+	if len(w.steps) != len(w.frames)-1 {
+		return false
+	}
+	frame := fp
+	for n, step := range w.steps {
+		if *(*uintptr)(unsafe.Add(frame, unsafe.Sizeof(uintptr(0)))) != w.frames[n] ||
+			*(*uintptr)(frame)-uintptr(frame) != step {
+			return false
+		}
+		frame = unsafe.Add(frame, step)
+	}
+	return *(*uintptr)(unsafe.Add(frame, unsafe.Sizeof(uintptr(0)))) == w.frames[len(w.steps)]
+}
+
+// newWalkedStack copies frames and steps into one allocation.
+func newWalkedStack(frames, steps []uintptr, skip, depth int, e *Entry) *walkedStack {
+	n := len(frames)
+	buf := make([]uintptr, n+len(steps))
+	copy(buf, frames)
+	copy(buf[n:], steps)
+	return &walkedStack{frames: buf[:n:n], steps: buf[n:], skip: skip, depth: depth, e: e}
+}
+
+// remember makes w, whose frames hash to h, one of the remembered keys of
+// its call site. The way is chosen by h, so that the keys of a site with
+// several callers stay side by side instead of taking each other's place.
+func (st *Table) remember(w *walkedStack, h uint64) {
+	slot := &st.recent[recentIndex(w.frames[0], w.skip, w.depth)].ways[(h>>20)%recentWays]
+	if slot.Load() != w {
+		slot.Store(w)
+	}
 }
 
 // captureLogical captures with runtime.Callers, skip frames above the

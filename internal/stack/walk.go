@@ -45,27 +45,33 @@ const maxWalk = 128
 const maxFrameSize = 1 << 20
 
 // walkFrames fills buf with return addresses, starting with the one saved in
-// the frame at fp, up to and including the goroutine's first frame. It
-// reports false when a frame cannot be trusted or buf is too short for the
-// whole stack.
-func walkFrames(fp unsafe.Pointer, buf []uintptr) (int, bool) {
+// the frame at fp, up to and including the goroutine's first frame, and
+// steps, when it is not nil, with the distance from each frame but the last
+// to the next. It reports false when a frame cannot be trusted or buf is too
+// short for the whole stack.
+func walkFrames(fp unsafe.Pointer, buf, steps []uintptr) (int, bool) {
 	if fp == nil {
 		return 0, false
 	}
 	for n := 0; n < len(buf); n++ {
 		ret := *(*uintptr)(unsafe.Add(fp, unsafe.Sizeof(uintptr(0))))
-		switch classifyPC(ret) {
-		case pcGo:
-		case pcGoroutineStart:
-			buf[n] = ret
-			return n + 1, true
-		default:
+		class := classifyPC(ret)
+		if class != pcGo && class != pcGoroutineStart {
 			return 0, false
 		}
 		buf[n] = ret
+		if class == pcGoroutineStart {
+			return n + 1, true
+		}
+		// The step is taken from two words read together: the goroutine's
+		// stack may move while classifyPC runs, and the runtime then moves
+		// fp and the saved frame pointers with it.
 		next, cur := *(*uintptr)(fp), uintptr(fp)
 		if next <= cur || next-cur > maxFrameSize {
 			return 0, false
+		}
+		if steps != nil {
+			steps[n] = next - cur
 		}
 		fp = unsafe.Add(fp, next-cur)
 	}

@@ -96,7 +96,7 @@ func (b genericBox[T]) capture(at func() (*Entry, []uintptr)) (*Entry, []uintptr
 // path twice from one line: the first capture misses the walked keys and
 // runs runtime.Callers, the second finds the first's key (unless the walk
 // refuses the stack) and must return the same stack.
-var captureCases = []struct {
+type captureCase struct {
 	name        string
 	skip, depth int
 	path        capturePath
@@ -104,7 +104,9 @@ var captureCases = []struct {
 	// runtime.Callers.
 	fallback bool
 	noWalk   bool // with walkEnabled false, as CONNLEAK_STACKWALK=off makes it
-}{
+}
+
+var captureCases = []captureCase{
 	{name: "direct", depth: 32, path: direct},
 	{name: "skip 1", skip: 1, depth: 32, path: direct},
 	{name: "skip 3", skip: 3, depth: 32, path: direct},
@@ -241,10 +243,26 @@ var captureCases = []struct {
 }
 
 // Every path through Capture returns what runtime.Callers gives for the same
-// skip and depth: the walked miss, the walked hit, and each fallback.
+// skip and depth: the walked miss, the walked hit (found among the site's
+// recent keys, or, with those forgotten, in the map), and each fallback.
 func TestCaptureMatchesRuntimeCallers(t *testing.T) {
 	for _, c := range captureCases {
-		t.Run(c.name, func(t *testing.T) {
+		for _, fromMap := range []bool{false, true} {
+			name := c.name
+			if fromMap {
+				if c.noWalk {
+					continue
+				}
+				name += " from the map"
+			}
+			t.Run(name, func(t *testing.T) { testCaptureMatchesRuntimeCallers(t, c, fromMap) })
+		}
+	}
+}
+
+func testCaptureMatchesRuntimeCallers(t *testing.T, c captureCase, fromMap bool) {
+	{
+		{
 			if c.noWalk {
 				defer func(was bool) { walkEnabled = was }(walkEnabled)
 				walkEnabled = false
@@ -256,6 +274,9 @@ func TestCaptureMatchesRuntimeCallers(t *testing.T) {
 			var want [2][]uintptr
 			var callers [2]int64
 			for i := range got { // one physical path both times
+				if fromMap {
+					forgetRecent(st)
+				}
 				got[i], want[i] = c.path(at)
 				callers[i] = st.callers.Load()
 			}
@@ -279,8 +300,105 @@ func TestCaptureMatchesRuntimeCallers(t *testing.T) {
 				assert.Equal(t, 1, walkedKeys(st))
 			}
 			assert.Equal(t, int64(2), got[0].Refs())
-		})
+		}
 	}
+}
+
+// A site's recent keys find its stack without the map, and a site called
+// from more paths than it keeps keys for still gives each path its own
+// stack, every time.
+func TestRecentKeys(t *testing.T) {
+	if !walkEnabled {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	st := NewTable()
+	at := func() (*Entry, []uintptr) { return site(st, 0, 32) }
+	var twice [2]*Entry
+	var want []uintptr
+	for i := range twice {
+		twice[i], want = recurse(3, at)
+		for i := range st.shards {
+			clear(st.shards[i].walked)
+		}
+	}
+	assert.Same(t, twice[0], twice[1], "found among the recent keys, with the map empty")
+	assert.Equal(t, framesOf(want), framesOf(twice[1].pcs))
+	assert.Equal(t, int64(1), st.callers.Load(), "no runtime.Callers for the second")
+
+	paths := 3 * recentWays
+	var got [3][]*Entry
+	for round := range got {
+		for p := range paths {
+			e, want := recurse(p, at)
+			require.NotNil(t, e)
+			require.Equal(t, framesOf(want), framesOf(e.pcs), "round %d, path %d", round, p)
+			got[round] = append(got[round], e)
+		}
+	}
+	for round := range got {
+		for p := range paths {
+			assert.Same(t, got[0][p], got[round][p], "round %d, path %d", round, p)
+			for q := range p {
+				assert.NotSame(t, got[round][q], got[round][p])
+			}
+		}
+	}
+}
+
+// A site that many call paths take in turn gets the right stack for each,
+// and a site whose lookups kept missing looks once in recentThrottle
+// captures, writes its ways only then, and finds its keys again once one
+// path repeats.
+func TestRecentKeysThrottle(t *testing.T) {
+	if !walkEnabled {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	st := NewTable()
+	at := func() (*Entry, []uintptr) { return site(st, 0, 32) }
+	for round := range 4 {
+		for p := range 4 * recentWays {
+			e, want := recurse(p, at)
+			require.Equal(t, framesOf(want), framesOf(e.pcs), "round %d, path %d", round, p)
+		}
+	}
+
+	// One path, in a site made to look as if it had missed for a while.
+	forgetRecent(st)
+	var set *recentSet
+	var first *Entry
+	for i := range 2*recentThrottle + 1 {
+		e, want := recurse(2, at)
+		require.Equal(t, framesOf(want), framesOf(e.pcs))
+		if i == 0 {
+			first = e
+			for k := range st.recent {
+				for w := range st.recent[k].ways {
+					if x := st.recent[k].ways[w].Load(); x != nil && x.e == e {
+						set = &st.recent[k]
+					}
+				}
+			}
+			require.NotNil(t, set)
+			for w := range set.ways {
+				set.ways[w].Store(nil)
+			}
+			set.misses.Store(recentThrottle + 1)
+			continue
+		}
+		require.Same(t, first, e)
+		written := false
+		for w := range set.ways {
+			written = written || set.ways[w].Load() != nil
+		}
+		switch {
+		case i < recentThrottle:
+			assert.False(t, written, "capture %d: not looking, not writing", i)
+			assert.Equal(t, uint32(recentThrottle+1+i), set.misses.Load())
+		case i == recentThrottle:
+			assert.True(t, written, "capture %d looked, missed and wrote", i)
+		}
+	}
+	assert.Zero(t, set.misses.Load(), "found again within two throttle periods")
 }
 
 // Captures share an interned stack exactly when runtime.Callers gives them the
@@ -408,6 +526,7 @@ func TestWalkedKeyCollision(t *testing.T) {
 	var key1 uint64
 	for round := range got {
 		for path := range 2 {
+			forgetRecent(st) // the walked keys of the map are the subject
 			got[round][path], want[round][path] = recurse(path, at)
 		}
 		callers[round] = st.callers.Load()
@@ -437,6 +556,17 @@ func TestWalkedKeyCollision(t *testing.T) {
 	require.NotSame(t, got[0][0], got[0][1])
 	assert.Equal(t, []int64{2, 3, 4}, callers[:], "path 0 hits, path 1 misses every time")
 	assert.Same(t, w0, st.shards[key1%shards].walked[key1], "the key in place, still in use, is kept")
+}
+
+// forgetRecent empties st's remembered keys of recent captures, so that
+// the next capture of each site looks in the map.
+func forgetRecent(st *Table) {
+	for i := range st.recent {
+		st.recent[i].misses.Store(0)
+		for j := range st.recent[i].ways {
+			st.recent[i].ways[j].Store(nil)
+		}
+	}
 }
 
 // Captures on many goroutines, releases and sweeps all at once: a capture
@@ -602,7 +732,7 @@ func TestWalkFramesEndsAtTheGoroutineStart(t *testing.T) {
 }
 
 //go:noinline
-func walkNow(buf []uintptr) (int, bool) { return walkFrames(framePointer(), buf) }
+func walkNow(buf []uintptr) (int, bool) { return walkFrames(framePointer(), buf, nil) }
 
 func TestClassifyPC(t *testing.T) {
 	assert.Equal(t, pcUnknown, classifyPC(0))
@@ -633,15 +763,7 @@ func TestWalkFramesRejectsUntrustedFrames(t *testing.T) {
 	pc, _, _, ok := runtime.Caller(0)
 	require.True(t, ok)
 	goPC := pc + 1
-	var goexitPC uintptr
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]uintptr, 8)
-		if n, ok := walkFrames(framePointer(), buf); ok && n > 0 {
-			goexitPC = buf[n-1]
-		}
-	})
-	wg.Wait()
+	goexitPC := goroutineStart()
 	if canWalkFrames {
 		require.Equal(t, pcGoroutineStart, classifyPC(goexitPC))
 	}
@@ -649,7 +771,7 @@ func TestWalkFramesRejectsUntrustedFrames(t *testing.T) {
 	mem := make([]uintptr, 8)
 	at := func(i int) uintptr { return uintptr(unsafe.Pointer(&mem[i])) }
 	walk := func() (int, bool) {
-		return walkFrames(unsafe.Pointer(&mem[0]), make([]uintptr, 8))
+		return walkFrames(unsafe.Pointer(&mem[0]), make([]uintptr, 8), nil)
 	}
 	chain := func() {
 		mem[0], mem[1] = at(2), goPC
@@ -676,4 +798,115 @@ func TestWalkFramesRejectsUntrustedFrames(t *testing.T) {
 	_, ok = walk()
 	assert.False(t, ok)
 	runtime.KeepAlive(mem)
+}
+
+// A walk notes the step to each next frame, and a remembered key matches the
+// frames only where every return address and every link is as remembered.
+// The frames are laid out by hand, as in the test above, with frames of
+// different sizes.
+func TestWalkedKeyMatchesOnlyItsFrames(t *testing.T) {
+	if !canWalkFrames {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	pc, _, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	goPC := pc + 1
+	goexitPC := goroutineStart()
+	require.Equal(t, pcGoroutineStart, classifyPC(goexitPC))
+
+	mem := make([]uintptr, 12)
+	at := func(i int) uintptr { return uintptr(unsafe.Pointer(&mem[i])) }
+	chain := func() {
+		mem[0], mem[1] = at(2), goPC
+		mem[2], mem[3] = at(8), goPC // a larger frame
+		mem[8], mem[9] = 0, goexitPC
+	}
+	chain()
+	frames := make([]uintptr, 8)
+	steps := make([]uintptr, 8)
+	n, ok := walkFrames(unsafe.Pointer(&mem[0]), frames, steps)
+	require.True(t, ok)
+	require.Equal(t, 3, n)
+	assert.Equal(t, []uintptr{16, 48}, steps[:n-1])
+	w := newWalkedStack(frames[:n], steps[:n-1], 0, 0, nil)
+	assert.True(t, w.matches(unsafe.Pointer(&mem[0])))
+
+	mem[3] = goPC + 1 // another return address
+	assert.False(t, w.matches(unsafe.Pointer(&mem[0])))
+	chain()
+	mem[9] = goPC // another first frame
+	assert.False(t, w.matches(unsafe.Pointer(&mem[0])))
+	chain()
+	mem[2], mem[4], mem[5] = at(4), 0, goexitPC // the same addresses, nearer
+	assert.False(t, w.matches(unsafe.Pointer(&mem[0])), "a link that leads elsewhere")
+	chain()
+	assert.False(t, (&walkedStack{frames: frames[:n]}).matches(unsafe.Pointer(&mem[0])), "a key without its steps")
+	runtime.KeepAlive(mem)
+}
+
+//go:noinline
+func deepen(n int, f func()) byte {
+	var pad [64]byte
+	pad[n%64] = byte(n)
+	if n == 0 {
+		f()
+		return pad[0]
+	}
+	return deepen(n-1, f) + pad[n%64]
+}
+
+// The steps a walk notes are the same whether or not the goroutine's stack
+// moved while the walk classified its return addresses (a slow
+// classification calls into the runtime, which may grow the stack), and a
+// key so noted matches the stack it was walked on. Each walk runs on a new
+// goroutine, its small stack filled to another depth, with the class cache
+// emptied so that every address is classified the slow way.
+func TestWalkStepsSurviveStackMoves(t *testing.T) {
+	if !canWalkFrames {
+		t.Skip("no frame walk on " + runtime.GOARCH)
+	}
+	moved := 0
+	for d := range 120 {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			deepen(d, func() {
+				for i := range pcCache {
+					pcCache[i].Store(0)
+				}
+				var frames1, frames2, steps1, steps2 [maxWalk]uintptr
+				before := uintptr(framePointer())
+				n1, ok1 := walkFrames(framePointer(), frames1[:], steps1[:])
+				if uintptr(framePointer()) != before {
+					moved++
+				}
+				n2, ok2 := walkFrames(framePointer(), frames2[:], steps2[:])
+				if !ok1 || !ok2 || n1 != n2 || steps1 != steps2 {
+					t.Errorf("depth %d: steps %v, then %v", d, steps1[:n1], steps2[:n2])
+					return
+				}
+				if !newWalkedStack(frames1[:n1], steps1[:n1-1], 0, 0, nil).matches(framePointer()) {
+					t.Errorf("depth %d: the key does not match its own stack", d)
+				}
+			})
+		})
+		wg.Wait()
+	}
+	if moved == 0 {
+		t.Fatal("no stack moved during a walk: the test shows nothing")
+	}
+}
+
+// goroutineStart returns the return address in a goroutine's first frame,
+// as a walk on a new goroutine finds it; 0 where the frames are not walked.
+func goroutineStart() uintptr {
+	var pc uintptr
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]uintptr, 8)
+		if n, ok := walkFrames(framePointer(), buf, nil); ok && n > 0 {
+			pc = buf[n-1]
+		}
+	})
+	wg.Wait()
+	return pc
 }
