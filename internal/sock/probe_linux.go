@@ -95,6 +95,24 @@ func ProbeSocket(h Handle) Probe {
 	return p
 }
 
+// PollShowsOpen reports whether a poll of h's socket, with no wait, shows
+// no shutdown of its receiving side (the peer's FIN, even behind unread
+// data), no hang-up and no error: then its peer has not closed it. It is
+// one cheap system call, about half of ProbeSocket's TCP_INFO here, for a
+// caller that asks at every use, such as a pool at every checkout; false
+// means only that ProbeSocket must tell. The poll never blocks, so it skips
+// the runtime's bookkeeping for a blocking call.
+func PollShowsOpen(h Handle) bool {
+	if !h.OK || !h.Stream {
+		return false
+	}
+	fds := [1]unix.PollFd{{Fd: int32(h.FD), Events: unix.POLLRDHUP}}
+	var now unix.Timespec // a zero timeout: report, do not wait
+	n, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1,
+		uintptr(unsafe.Pointer(&now)), 0, 0, 0)
+	return errno == 0 && n == 0
+}
+
 // TCPStateName is the name of a Linux TCP state number, "UNKNOWN" if none.
 func TCPStateName(st uint8) string {
 	if int(st) < len(tcpStateNames) && tcpStateNames[st] != "" {
