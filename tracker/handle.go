@@ -16,22 +16,13 @@ type Handle struct {
 // TrackCallerSkip), unless TrackPCs gives another. An empty kind means
 // KindResource.
 func (t *Tracker) Track(kind Kind, opts ...TrackOption) *Handle {
-	tc := trackConfigOf(opts)
-	return t.track(kind, tc, 1+tc.skip)
-}
-
-func trackConfigOf(opts []TrackOption) trackConfig {
 	var tc trackConfig
-	for _, o := range opts {
-		if o != nil {
-			tc = o.applyTrack(tc)
-		}
-	}
-	return tc
+	tc.apply(opts)
+	return t.track(kind, &tc, 1+tc.skip)
 }
 
 // track is Track for a resource opened skip frames above track's caller.
-func (t *Tracker) track(kind Kind, tc trackConfig, skip int) *Handle {
+func (t *Tracker) track(kind Kind, tc *trackConfig, skip int) *Handle {
 	if kind == "" {
 		kind = KindResource
 	}
@@ -49,7 +40,7 @@ func (t *Tracker) track(kind Kind, tc trackConfig, skip int) *Handle {
 }
 
 // setOn sets the fields of r that Track's options describe.
-func (tc trackConfig) setOn(r *record) {
+func (tc *trackConfig) setOn(r *record) {
 	r.label = tc.label
 	r.limit = tc.limit
 	r.laddr, r.raddr = nil, nil

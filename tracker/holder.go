@@ -6,14 +6,6 @@ import (
 	"sync/atomic"
 )
 
-// holders links the connections held by a Handle (see Handle.Hold) to their
-// holder, both ways. A record takes the lock only once it has been part of
-// a link, so the Close of a connection nothing ever held does not.
-type holders struct {
-	byConn   map[uint64]*record // connection id -> its holder
-	byHolder map[uint64]*record // holder id -> the connection it holds
-}
-
 // linkState is a record's part in the links: whether it ever took part in
 // one (Load, Store), and its idle mark (see Handle.SetIdle), in one word. A
 // pool marks a connection idle and in use at every checkout: the mark is a
@@ -38,7 +30,7 @@ func (s *linkState) Load() bool { return s.v.Load()&linkedBit != 0 }
 
 // Store(true) marks the record linked; a record once linked stays so.
 func (s *linkState) Store(linked bool) {
-	if linked {
+	if linked && !s.Load() {
 		s.v.Or(linkedBit)
 	}
 }
@@ -52,9 +44,16 @@ func (s *linkState) traced() bool { return s.v.Load()&tracedBit != 0 }
 
 func (s *linkState) attrs() uint32 { return s.v.Load() >> attrShift }
 
+// The setters read the word first and leave it alone when it already says
+// what they would write: a pool flips these bits at every checkout, and a
+// plain load costs a fraction of a locked write.
+
 func (s *linkState) setAttrs(idx uint32) {
 	for {
 		old := s.v.Load()
+		if old>>attrShift == idx {
+			return
+		}
 		if s.v.CompareAndSwap(old, old&^attrMask|idx<<attrShift) {
 			return
 		}
@@ -62,6 +61,9 @@ func (s *linkState) setAttrs(idx uint32) {
 }
 
 func (s *linkState) set(bit uint32, on bool) {
+	if (s.v.Load()&bit != 0) == on {
+		return
+	}
 	if on {
 		s.v.Or(bit)
 	} else {
@@ -72,6 +74,10 @@ func (s *linkState) set(bit uint32, on bool) {
 // setIdle sets or clears the idle mark; a marked record is linked, so that
 // its Close clears the mark (see unlink).
 func (s *linkState) setIdle(idle bool) {
+	v := s.v.Load()
+	if idle && v&(linkedBit|idleBit) == linkedBit|idleBit || !idle && v&idleBit == 0 {
+		return
+	}
 	if idle {
 		s.v.Or(linkedBit | idleBit)
 	} else {
@@ -135,15 +141,11 @@ func (h *Handle) hold(c net.Conn, own bool) bool {
 		t.holdMu.Unlock()
 		return false
 	}
-	if t.links.byConn == nil {
-		t.links.byConn = make(map[uint64]*record)
-		t.links.byHolder = make(map[uint64]*record)
-	}
 	t.unlinkLocked(h.rec)
 	ended := t.unlinkLocked(conn)
 	h.rec.linked.set(ownsBit, own)
-	t.links.byConn[conn.id] = h.rec
-	t.links.byHolder[h.rec.id] = conn
+	conn.heldBy, h.rec.holds = h.rec, conn
+	t.links++
 	t.holdMu.Unlock()
 	if own {
 		// Its end is c's now, not its own collection: Stop under the
@@ -194,9 +196,9 @@ func (t *Tracker) unlink(r *record) {
 // holder owns it (see Own), for the caller to end once it has let go of
 // holdMu.
 func (t *Tracker) unlinkLocked(r *record) (owner *record) {
-	if held, ok := t.links.byHolder[r.id]; ok {
-		delete(t.links.byHolder, r.id)
-		delete(t.links.byConn, held.id)
+	if held := r.holds; held != nil {
+		r.holds, held.heldBy = nil, nil
+		t.links--
 	}
 	return t.unlinkHeldLocked(r)
 }
@@ -204,12 +206,12 @@ func (t *Tracker) unlinkLocked(r *record) (owner *record) {
 // unlinkHeldLocked ends the link of r to its holder, and returns the holder
 // when it owns r.
 func (t *Tracker) unlinkHeldLocked(r *record) (owner *record) {
-	holder, ok := t.links.byConn[r.id]
-	if !ok {
+	holder := r.heldBy
+	if holder == nil {
 		return nil
 	}
-	delete(t.links.byConn, r.id)
-	delete(t.links.byHolder, holder.id)
+	r.heldBy, holder.holds = nil, nil
+	t.links--
 	if holder.isClosed() { // a holder collected without Close held r until now
 		holder.linked.setIdle(false)
 	}
@@ -229,7 +231,7 @@ func (t *Tracker) unlinkCollected(r *record) {
 	}
 	t.holdMu.Lock()
 	owner := t.unlinkHeldLocked(r)
-	if _, holds := t.links.byHolder[r.id]; !holds {
+	if r.holds == nil {
 		// Its idle mark ends with it, unless it still holds a connection:
 		// that link and mark last until the connection closes.
 		r.linked.setIdle(false)
@@ -258,5 +260,5 @@ func (t *Tracker) holderOf(r *record) *record {
 	}
 	t.holdMu.Lock()
 	defer t.holdMu.Unlock()
-	return t.links.byConn[r.id]
+	return r.heldBy
 }

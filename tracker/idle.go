@@ -37,8 +37,8 @@ func (t *Tracker) heldIdle(r *record) bool {
 	}
 	t.holdMu.Lock()
 	defer t.holdMu.Unlock()
-	h, ok := t.links.byConn[r.id]
-	return ok && h.linked.idle()
+	h := r.heldBy
+	return h != nil && h.linked.idle()
 }
 
 // isIdle reports whether r itself is marked idle in its pool.
@@ -67,6 +67,11 @@ func ContextWithDialHook(ctx context.Context, hook func(net.Conn)) context.Conte
 // knows already, or as a probe of its socket says now. It is for a pool
 // deciding whether to hand out a connection; false when c is not tracked
 // here, is closed, or the system cannot tell.
+//
+// The probe is one system call that polls the socket for a shutdown,
+// hang-up or error; only a socket that shows one is then asked its TCP
+// state, to confirm and name it. A pool that calls PeerClosed at every
+// checkout pays the poll, the cheapest question the kernel answers.
 func (t *Tracker) PeerClosed(c net.Conn) bool {
 	r := t.trackedUnder(c)
 	if r == nil {
@@ -81,7 +86,11 @@ func (t *Tracker) PeerClosed(c net.Conn) bool {
 	if !r.sock.OK || !r.sock.Stream || r.closing.Load() || !r.identify() {
 		return false
 	}
-	if p := sock.ProbeSocket(r.handle()); p.State < sock.PeerClosed || r.closing.Load() {
+	h := r.handle()
+	if sock.PollShowsOpen(h) {
+		return false
+	}
+	if p := sock.ProbeSocket(h); p.State < sock.PeerClosed || r.closing.Load() {
 		return false
 	}
 	t.markPeerClosed(r, t.now())

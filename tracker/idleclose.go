@@ -45,8 +45,8 @@ func (t *Tracker) noteIdleClose(r *record, from State) {
 	// The holder is read under the lock its links are kept under: a Handle
 	// re-armed by Reopen is unlinked under it before its fields change.
 	t.holdMu.Lock()
-	h, ok := t.links.byConn[r.id]
-	if !ok || !h.linked.idle() {
+	h := r.heldBy
+	if h == nil || !h.linked.idle() {
 		t.holdMu.Unlock()
 		return
 	}

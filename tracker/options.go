@@ -205,15 +205,61 @@ func (c *config) applyAll(opts []Option) error {
 
 // A TrackOption describes a resource given to Track.
 type TrackOption interface {
-	applyTrack(trackConfig) trackConfig
+	isTrackOption()
 }
 
-// trackOptionFunc takes and returns the config by value: a pointer to
-// Track's config, passed through an interface, would move it to the heap on
-// every Track.
-type trackOptionFunc func(trackConfig) trackConfig
+// The TrackOptions are data, applied by trackConfig.apply in one type switch:
+// a closure per option, called through the interface, cost a copy of the
+// whole config per option and call (a quarter of a pool's checkout), and a
+// pointer to the config passed through the interface would have moved it to
+// the heap on every Track.
+type (
+	trackAddrs      struct{ network, local, remote string }
+	trackSkip       int
+	trackPCs        []uintptr
+	trackLabel      string
+	trackLimit      time.Duration
+	trackSpan       struct{ sc trace.SpanContext }
+	trackAttributes []attribute.KeyValue
+)
 
-func (f trackOptionFunc) applyTrack(c trackConfig) trackConfig { return f(c) }
+func (trackAddrs) isTrackOption()      {}
+func (trackSkip) isTrackOption()       {}
+func (trackPCs) isTrackOption()        {}
+func (trackLabel) isTrackOption()      {}
+func (trackLimit) isTrackOption()      {}
+func (*trackSpan) isTrackOption()      {}
+func (trackAttributes) isTrackOption() {}
+
+// apply sets what Track's options say on tc; nil ones are skipped. The
+// config stays where its caller keeps it: returned, its couple of hundred
+// bytes were copied on every Track and Reopen.
+func (tc *trackConfig) apply(opts []TrackOption) {
+	for _, o := range opts {
+		switch o := o.(type) {
+		case trackAddrs:
+			tc.network, tc.local, tc.remote = o.network, o.local, o.remote
+		case trackSkip:
+			tc.skip = int(o)
+		case trackPCs:
+			tc.pcs = o
+		case trackLabel:
+			tc.label = string(o)
+		case trackLimit:
+			tc.limit = time.Duration(o)
+		case *trackSpan:
+			tc.span = o.sc
+		case trackAttributes:
+			if len(tc.attrs) == 0 {
+				tc.attrs = o
+			} else {
+				// o is capped, so this appends to a copy, never into the
+				// option's array, which records share.
+				tc.attrs = append(tc.attrs, o...)
+			}
+		}
+	}
+}
 
 type trackConfig struct {
 	network, local, remote string
@@ -228,21 +274,16 @@ type trackConfig struct {
 // TrackAddrs records the network and addresses a tracked resource talks over,
 // shown in reports. Empty strings are left out.
 func TrackAddrs(network, local, remote string) TrackOption {
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		c.network, c.local, c.remote = network, local, remote
-		return c
-	})
+	return trackAddrs{network, local, remote}
 }
 
 // TrackCallerSkip skips n more frames when the open-site stack is captured,
 // for integrations that call Track on behalf of their own caller.
 func TrackCallerSkip(n int) TrackOption {
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		if n > 0 {
-			c.skip = n
-		}
-		return c
-	})
+	if n <= 0 {
+		return nil
+	}
+	return trackSkip(n)
 }
 
 // TrackPCs gives the resource's open-site stack as program counters,
@@ -252,20 +293,14 @@ func TrackCallerSkip(n int) TrackOption {
 // the tracker's stack depth (WithStackDepth) of them are kept, and the
 // slice is copied. An empty pcs leaves the caller's stack in place.
 func TrackPCs(pcs []uintptr) TrackOption {
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		c.pcs = pcs
-		return c
-	})
+	return trackPCs(pcs)
 }
 
 // TrackLabel attaches a short description, such as a SQL statement's first
 // words or a request's method and path, shown in reports. It must not
 // contain credentials.
 func TrackLabel(s string) TrackOption {
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		c.label = s
-		return c
-	})
+	return trackLabel(s)
 }
 
 // TrackHoldLimit sets how long this one resource may stay open before it is
@@ -273,10 +308,8 @@ func TrackLabel(s string) TrackOption {
 // (WithHoldLimit): for an integration whose own options set limits on a
 // tracker it was given. A limit that is not positive is ignored.
 func TrackHoldLimit(d time.Duration) TrackOption {
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		if d > 0 {
-			c.limit = d
-		}
-		return c
-	})
+	if d <= 0 {
+		return nil
+	}
+	return trackLimit(d)
 }

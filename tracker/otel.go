@@ -149,14 +149,14 @@ func WithLeakSpanLimit(n int, per time.Duration) Option {
 // it returns nil, which Track skips: an untraced request or query pays one
 // context lookup and no allocation.
 func TrackContext(ctx context.Context) TrackOption {
+	if ctx == nil || ctx == context.Background() || ctx == context.TODO() {
+		return nil // no span, and no lookup: the usual context of a loop
+	}
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() {
 		return nil
 	}
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		c.span = sc
-		return c
-	})
+	return &trackSpan{sc}
 }
 
 // TrackAttributes adds OpenTelemetry attributes to the resource's leak
@@ -168,15 +168,7 @@ func TrackContext(ctx context.Context) TrackOption {
 func TrackAttributes(attrs ...attribute.KeyValue) TrackOption {
 	// Capped, so that a second TrackAttributes on the same Track appends
 	// to a copy, never into this option's array, which records share.
-	attrs = slices.Clip(append([]attribute.KeyValue(nil), attrs...))
-	return trackOptionFunc(func(c trackConfig) trackConfig {
-		if len(c.attrs) == 0 {
-			c.attrs = attrs
-			return c
-		}
-		c.attrs = append(c.attrs, attrs...)
-		return c
-	})
+	return trackAttributes(slices.Clip(append([]attribute.KeyValue(nil), attrs...)))
 }
 
 // TracerProvider returns the provider the tracker's spans go to: the one

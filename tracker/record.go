@@ -58,9 +58,15 @@ type record struct {
 	watch uint8 // the engine's registration state, under the engine's lock
 
 	// Owned by the poller (guarded by t.pollMu).
-	reported bool
-	reason   uint8 // a Reason, in one byte so that limit fits in the size class
-	sockName string
+	reported  bool
+	reason    uint8 // a Reason, in one byte so that limit fits in the size class
+	sockState uint8 // the socket's state name as last probed (see sockStateCode)
+
+	// The links of Handle.Hold, both ways, guarded by t.holdMu: heldBy is
+	// a connection's holder, holds the connection a holder holds. Pointers
+	// in the records, where maps by id cost a pool or a client several
+	// inserts and deletes at every checkout or response.
+	heldBy, holds *record
 
 	// limit is TrackHoldLimit's, 0 for the kind's; set before the record is
 	// published, then read-only.
@@ -187,10 +193,10 @@ func (r *record) dropBeforeEngine() bool {
 
 func stackOf(e *stack.Entry) Stack { return Stack{e: e} }
 
-// snapshot copies the record into a Resource. sockName is read by the caller
-// under t.pollMu.
-func (r *record) snapshot(sockName string) Resource {
-	res := r.snapshotAlone(sockName)
+// snapshot copies the record into a Resource. It runs under t.pollMu, which
+// guards the socket state the poller last read.
+func (r *record) snapshot() Resource {
+	res := r.snapshotAlone(sockStateName(r.sockState))
 	if h := r.t.holderOf(r); h != nil {
 		held := h.snapshotAlone("")
 		res.HeldBy = &held
@@ -237,8 +243,8 @@ func (r *record) snapshotAlone(sockName string) Resource {
 }
 
 // leakAt builds the Leak for a record judged leaked at now.
-func (r *record) leakAt(reason Reason, now int64, sockName string) Leak {
-	l := Leak{Resource: r.snapshot(sockName), Reason: reason}
+func (r *record) leakAt(reason Reason, now int64) Leak {
+	l := Leak{Resource: r.snapshot(), Reason: reason}
 	since := r.openedAt
 	if reason == ReasonPeerClosed || reason == ReasonIdleInPool {
 		since = r.peerClosedAt.Load()

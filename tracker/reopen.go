@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"runtime"
+	"sync/atomic"
 
 	"github.com/connleak/connleak/internal/stack"
 )
@@ -33,7 +34,8 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	}
 	r := h.rec
 	t := r.t
-	tc := trackConfigOf(opts)
+	var tc trackConfig
+	tc.apply(opts)
 	// Captured before the lock, which is held only for the stores.
 	var open *stack.Entry
 	if len(tc.pcs) > 0 {
@@ -43,7 +45,7 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	}
 	if !t.pollMu.TryLock() {
 		t.stacks.Release(open)
-		return h.retrack(tc)
+		return h.retrack(&tc)
 	}
 	// The poller owns reported, and reads the fields rewritten below, under
 	// pollMu: holding it, no poll, Open or Leaks is looking at r. Anything
@@ -54,7 +56,7 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	if r.reported || r.collected.Load() {
 		t.pollMu.Unlock()
 		t.stacks.Release(open)
-		return h.retrack(tc)
+		return h.retrack(&tc)
 	}
 	wasClosed := r.closing.Load()
 	rewatch := wasClosed && !r.reusable // its Close stopped the watch
@@ -90,16 +92,21 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	r.openedAt = now
 	r.open = open
 	tc.setOn(r)
-	r.firstIO.Store(nil)
-	r.peerSeen.Store(nil)
-	r.closeSite.Store(nil)
-	r.lastIO.Store(0)
-	r.peerClosedAt.Store(0)
-	r.closedAt.Store(0)
-	r.reason, r.sockName = 0, ""
+	// Most of these are zero already (a checkout does no I/O of its own,
+	// and a Close skips the clock and the stack): the clears load first, a
+	// fraction of the locked write of a store.
+	clearStack(&r.firstIO)
+	clearStack(&r.peerSeen)
+	clearStack(&r.closeSite)
+	clearTime(&r.lastIO)
+	clearTime(&r.peerClosedAt)
+	clearTime(&r.closedAt)
+	r.reason, r.sockState = 0, 0
 	// Still on the young list, it stays there; else it was promoted and
 	// unregistered, or swept from the list when closed, and joins it again.
-	r.promoted.Store(false)
+	if r.promoted.Load() {
+		r.promoted.Store(false)
+	}
 	if !r.inYoung {
 		sh.addYoung(r)
 	}
@@ -120,9 +127,24 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	return h
 }
 
+// clearStack and clearTime store nil or 0 unless it is there already. Not
+// one generic helper: its calls through the constraint's methods are
+// neither inlined nor direct.
+func clearStack(v *atomic.Pointer[stack.Entry]) {
+	if v.Load() != nil {
+		v.Store(nil)
+	}
+}
+
+func clearTime(v *atomic.Int64) {
+	if v.Load() != 0 {
+		v.Store(0)
+	}
+}
+
 // retrack is Reopen's fallback: Close, then Track anew from the caller of
 // Reopen.
-func (h *Handle) retrack(tc trackConfig) *Handle {
+func (h *Handle) retrack(tc *trackConfig) *Handle {
 	kind := h.rec.kind
 	h.rec.t.release(h.rec, 2+tc.skip)
 	runtime.KeepAlive(h)

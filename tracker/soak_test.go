@@ -109,6 +109,18 @@ func TestSoak(t *testing.T) {
 	t.Logf("%d cycles in %v (%v per cycle); heap %d -> %d B, goroutines %d -> %d, interned stacks %d -> %d",
 		cycles, elapsed.Round(time.Millisecond), elapsed/time.Duration(cycles), heap0, heap1, gor0, gor1, stacks0, stacks1)
 	// The heap is back to baseline, within what the runtime itself moves.
+	// Under the race detector, about one run of the package in four read a
+	// megabyte more, gone at the next reading: most likely a poll in
+	// progress on the poller's goroutine, every 10 ms here. A high reading
+	// is taken again, up to five times, and the lowest counts; a heap that
+	// grew with the cycles stays high at every reading.
+	for i := 0; i < 5 && int64(heap1)-int64(heap0) >= 512<<10; i++ {
+		time.Sleep(100 * time.Millisecond)
+		settle()
+		h, _, _ := soakState(tr)
+		t.Logf("heap read again: %d B", h)
+		heap1 = min(heap1, h)
+	}
 	assert.Less(t, int64(heap1)-int64(heap0), int64(512<<10), "the heap grew")
 	assert.LessOrEqual(t, gor1, gor0, "goroutines grew")
 	assert.Equal(t, stacks0, stacks1, "the interned-stack table grew")

@@ -21,11 +21,18 @@ import (
 // reports leaks. It is safe for concurrent use. The zero value is not usable:
 // make one with New, or use Default.
 type Tracker struct {
-	cfg    config
+	cfg config
+	// What every Track, Reopen and Close reads or takes, side by side: a
+	// client or a pool does one of each per request, with the tracker's
+	// lines pushed out of the cache by the I/O in between.
 	epoch  time.Time
 	stacks *stack.Table
-	engine engine
 	nextID atomic.Uint64
+	pollMu sync.Mutex // serializes Poll, Open and Leaks
+	holdMu sync.Mutex // guards the links, links included
+	links  int        // how many links there are (see Handle.Hold), for the tests
+
+	engine engine
 
 	// The registry. A record goes first into its shard's young list, an
 	// append under the shard lock; the next poll moves those still open into
@@ -46,10 +53,6 @@ type Tracker struct {
 	pendDropped int
 	idleClosed  []idleClosed // closed idle in their pool, peer gone (see noteIdleClose)
 
-	holdMu sync.Mutex // guards links
-	links  holders
-
-	pollMu    sync.Mutex    // serializes Poll, Open and Leaks
 	reportMu  sync.Mutex    // held from judgement to delivery: events arrive in order
 	polls     uint64        // guarded by pollMu
 	reporter  atomic.Uint64 // the goroutine delivering events now, 0 if none
@@ -499,7 +502,7 @@ func (t *Tracker) Open() []Resource {
 	out := make([]Resource, 0, len(recs))
 	for _, r := range recs {
 		if State(r.state.Load()) != StateClosed {
-			out = append(out, r.snapshot(r.sockName))
+			out = append(out, r.snapshot())
 		}
 	}
 	t.pollMu.Unlock()
@@ -521,7 +524,7 @@ func (t *Tracker) Leaks() []Leak {
 	var out []Leak
 	for _, r := range t.suspectList() {
 		if reason := t.judge(r, now); reason != 0 {
-			out = append(out, r.leakAt(reason, now, r.sockName))
+			out = append(out, r.leakAt(reason, now))
 		}
 	}
 	sortLeaks(out)
@@ -596,7 +599,7 @@ func (t *Tracker) poll() (next int64) {
 	now := t.now()
 	t.engine.poll(func(r *record, p sock.Probe) {
 		if p.Name != "" {
-			r.sockName = p.Name
+			r.sockState = sockStateCode(p.Name)
 		}
 		if p.State >= sock.PeerClosed && r.kind != KindListener {
 			t.markPeerClosed(r, now)
@@ -611,7 +614,7 @@ func (t *Tracker) poll() (next int64) {
 			t.susMu.Unlock()
 			// A collected record is resolved from the pending list.
 			if r.reported && !r.collected.Load() {
-				resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
+				resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load()))
 			}
 			if r.linked.traced() && !r.collected.Load() {
 				t.tel.drop(r.id)
@@ -625,7 +628,7 @@ func (t *Tracker) poll() (next int64) {
 		}
 		if reason := t.judge(r, now); reason != 0 {
 			r.reported, r.reason = true, uint8(reason)
-			fresh = append(fresh, r.leakAt(reason, now, r.sockName))
+			fresh = append(fresh, r.leakAt(reason, now))
 		} else if due := t.dueAt(r); due != 0 && (next == 0 || due < next) {
 			next = due
 		}
@@ -640,9 +643,9 @@ func (t *Tracker) poll() (next int64) {
 		if r.reported {
 			// Already reported leaked: the runtime closing it resolves that
 			// leak; it is not a second one.
-			resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load(), r.sockName))
+			resolved = append(resolved, r.leakAt(Reason(r.reason), r.closedAt.Load()))
 		} else {
-			gone = append(gone, r.leakAt(ReasonCollected, now, r.sockName))
+			gone = append(gone, r.leakAt(ReasonCollected, now))
 		}
 		if r.linked.traced() {
 			t.tel.drop(r.id)
@@ -667,6 +670,9 @@ func (t *Tracker) poll() (next int64) {
 func (t *Tracker) holdLimit(r *record) (time.Duration, bool) {
 	if r.limit > 0 {
 		return r.limit, true
+	}
+	if len(t.cfg.holdLimits) == 0 {
+		return 0, false
 	}
 	limit, ok := t.cfg.holdLimits[r.kind]
 	return limit, ok
