@@ -60,7 +60,7 @@ func NewTransport(base *http.Transport, opts ...Option) http.RoundTripper {
 	if h2 {
 		t.ForceAttemptHTTP2 = true
 	}
-	return &roundTripper{base: t, tr: cfg.tracker}
+	return &roundTripper{base: t, tr: cfg.tracker, reuseTraces: true}
 }
 
 // attemptsHTTP2 reports whether net/http attempts HTTP/2 on t as it is
@@ -108,7 +108,11 @@ func WrapClient(c *http.Client, opts ...Option) *http.Client {
 type roundTripper struct {
 	base http.RoundTripper
 	tr   *tracker.Tracker
-	last atomic.Pointer[lastLabel]
+	// reuseTraces: base is net/http's Transport, which calls GotConn only
+	// within RoundTrip (see gotConn); another RoundTripper might call it
+	// later, into a gotConn reused by another request.
+	reuseTraces bool
+	last        atomic.Pointer[lastLabel]
 	// ended holds the Handles of bodies that ended, closed, for the next
 	// bodies to re-arm (see trackBody).
 	ended sync.Pool
@@ -141,11 +145,21 @@ func (rt *roundTripper) labelFor(req *http.Request) tracker.TrackOption {
 // that fills it in one allocation. The trace may outlive the request in
 // net/http's read loop, so it must not reach the body's Handle: that would
 // keep a dropped body from being collected, and reported.
+//
+// A request that got its response from net/http's Transport is done with
+// its gotConn: the Transport calls GotConn before it writes the request,
+// over HTTP/1 and HTTP/2, and retries within RoundTrip, so the gotConn goes
+// back to gotConns, emptied, for a later request.
 type gotConn struct {
 	mu    sync.Mutex
 	conn  net.Conn
 	trace httptrace.ClientTrace
+	// bg is context.Background with trace, made once for the requests
+	// that carry no context of their own (http.Get, Client.Get, Post).
+	bg context.Context
 }
+
+var gotConns sync.Pool
 
 func (g *gotConn) set(info httptrace.GotConnInfo) {
 	g.mu.Lock()
@@ -153,24 +167,48 @@ func (g *gotConn) set(info httptrace.GotConnInfo) {
 	g.mu.Unlock()
 }
 
-func (g *gotConn) get() net.Conn {
+// take returns the connection GotConn reported, and forgets it, so that
+// the gotConn is empty for its next request.
+func (g *gotConn) take() net.Conn {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.conn
+	c := g.conn
+	g.conn = nil
+	g.mu.Unlock()
+	return c
 }
 
 // RoundTrip sends req through the base transport and tracks the body of
 // its response.
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	got := new(gotConn)
-	got.trace.GotConn = got.set
-	traced := req.WithContext(httptrace.WithClientTrace(req.Context(), &got.trace))
-	resp, err := rt.base.RoundTrip(traced)
+	var got *gotConn
+	if rt.reuseTraces {
+		got, _ = gotConns.Get().(*gotConn)
+	}
+	if got == nil {
+		got = new(gotConn)
+		got.trace.GotConn = got.set
+	}
+	ctx := req.Context()
+	if ctx == context.Background() {
+		if got.bg == nil {
+			got.bg = httptrace.WithClientTrace(ctx, &got.trace)
+		}
+		ctx = got.bg
+	} else {
+		ctx = httptrace.WithClientTrace(ctx, &got.trace)
+	}
+	resp, err := rt.base.RoundTrip(req.WithContext(ctx))
 	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
+		// Not reused: a failed request's stream may still be on its way to
+		// its connection, and call GotConn later.
 		return resp, err
 	}
+	c := got.take()
+	if rt.reuseTraces {
+		gotConns.Put(got)
+	}
 	h := rt.trackBody(rt.labelFor(req), tracker.TrackContext(req.Context()))
-	if c := got.get(); c != nil {
+	if c != nil {
 		h.Hold(c)
 	}
 	// A copy of the response carries the tracked body: net/http's read
