@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/connleak/connleak/tracker"
@@ -80,8 +81,34 @@ func newConn(dc driver.Conn, cfg *config, sock net.Conn, ctx context.Context) dr
 		mask |= 1 << 7
 	}
 	w := wrapConn(c, mask)
-	w.(interface{ base() *conn }).base().startCheckout(withSpan(cfg.connectOutOpts, ctx))
+	if base := w.(interface{ base() *conn }).base(); openedByThePool() {
+		base.rest()
+	} else {
+		base.startCheckout(withSpan(cfg.connectOutOpts, ctx))
+	}
 	return w
+}
+
+// openedByThePool reports whether database/sql is opening the connection on
+// its own goroutine, which it does when a connection was discarded while
+// callers waited for one: the caller, if it still waits, is handed the
+// connection without a ResetSession, and no line of the caller's is on this
+// stack. Such a connection starts idle in the pool, and its checkout starts
+// at its first statement (see use), at the caller's line. It costs a few
+// microseconds, once per connection.
+func openedByThePool() bool {
+	var pcs [48]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
+	for {
+		f, more := frames.Next()
+		switch f.Function {
+		case "database/sql.(*DB).connectionOpener", "database/sql.(*DB).openNewConnection":
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 func (c *conn) base() *conn { return c }
@@ -104,9 +131,17 @@ func (c *conn) startCheckout(opts []tracker.TrackOption) {
 	}
 }
 
-// endCheckout marks the connection back in the pool, idle: its socket is
-// held by the connection's own Handle, so that a server closing it now is
-// reported as the pool's hygiene, and neither is a leak of the program's.
+// use starts the checkout of a connection that database/sql handed out
+// without a ResetSession, at the line of its first statement: one that
+// database/sql opened for the pool (see openedByThePool). A DB.Conn taken
+// that way is tracked from its first statement on.
+func (c *conn) use(ctx context.Context) {
+	if !c.busy {
+		c.startCheckout(withSpan(c.cfg.useOpts, ctx))
+	}
+}
+
+// endCheckout marks the connection back in the pool, idle (see rest).
 func (c *conn) endCheckout() {
 	if !c.busy {
 		return
@@ -114,6 +149,13 @@ func (c *conn) endCheckout() {
 	c.out.Close()
 	c.busy = false
 	c.cfg.otel.checkoutEnd(c.outAt)
+	c.rest()
+}
+
+// rest marks the connection idle in the pool: its socket is held by the
+// connection's own Handle, so that a server closing it now is reported as
+// the pool's hygiene, and neither is a leak of the program's.
+func (c *conn) rest() {
 	if c.sock != nil {
 		c.h.Hold(c.sock)
 	}
@@ -187,6 +229,7 @@ func (c *conn) Close() error {
 
 // Prepare prepares a statement, tracked until its Close.
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	c.use(context.Background())
 	s, err := c.drv.Prepare(query)
 	if err != nil {
 		return nil, err
@@ -196,6 +239,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 
 // Begin begins a transaction, tracked until its Commit or Rollback.
 func (c *conn) Begin() (driver.Tx, error) {
+	c.use(context.Background())
 	tx, err := c.drv.Begin()
 	if err != nil {
 		return nil, err
@@ -206,6 +250,7 @@ func (c *conn) Begin() (driver.Tx, error) {
 type connPinger conn
 
 func (c *connPinger) Ping(ctx context.Context) error {
+	(*conn)(c).use(ctx)
 	c.fresh = false
 	if p, ok := c.drv.(driver.Pinger); ok {
 		return p.Ping(ctx)
@@ -216,6 +261,7 @@ func (c *connPinger) Ping(ctx context.Context) error {
 type connExecer conn
 
 func (c *connExecer) Exec(query string, args []driver.Value) (driver.Result, error) {
+	(*conn)(c).use(context.Background())
 	c.fresh = false
 	if e, ok := c.drv.(driver.Execer); ok {
 		return e.Exec(query, args)
@@ -226,6 +272,7 @@ func (c *connExecer) Exec(query string, args []driver.Value) (driver.Result, err
 type connExecerContext conn
 
 func (c *connExecerContext) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	(*conn)(c).use(ctx)
 	c.fresh = false
 	if e, ok := c.drv.(driver.ExecerContext); ok {
 		return e.ExecContext(ctx, query, args)
@@ -240,6 +287,7 @@ func (c *connQueryer) Query(query string, args []driver.Value) (driver.Rows, err
 	if !ok {
 		return nil, driver.ErrSkip
 	}
+	(*conn)(c).use(context.Background())
 	r, err := q.Query(query, args)
 	if err != nil {
 		return nil, err
@@ -254,6 +302,7 @@ func (c *connQueryerContext) QueryContext(ctx context.Context, query string, arg
 	if !ok {
 		return nil, driver.ErrSkip
 	}
+	(*conn)(c).use(ctx)
 	r, err := q.QueryContext(ctx, query, args)
 	if err != nil {
 		return nil, err
@@ -268,6 +317,7 @@ func (c *connPrepareContext) PrepareContext(ctx context.Context, query string) (
 	if !ok {
 		return (*conn)(c).Prepare(query)
 	}
+	(*conn)(c).use(ctx)
 	s, err := p.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
@@ -282,6 +332,7 @@ func (c *connBeginTx) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	if !ok {
 		return nil, errors.New("connleak/sqlpool: the driver connection has no BeginTx")
 	}
+	(*conn)(c).use(ctx)
 	tx, err := b.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,10 @@
 // transaction, on a DB.Conn) to their Close or last row (KindRows); each
 // prepared statement to its Close (KindStmt); each transaction to its
 // Commit or Rollback (KindTx). Reports name the program's line, not
-// database/sql's.
+// database/sql's. A connection that database/sql opens on a goroutine of
+// its own, for callers waiting while the pool was full, starts idle, and
+// its checkout at its first statement's line: a DB.Conn given such a
+// connection is tracked from its first statement.
 //
 // A query costs the program one stack capture and no allocation: each
 // connection re-arms one tracked checkout (tracker.Handle.Reopen), and the

@@ -31,7 +31,7 @@ type config struct {
 	// would cost an allocation on every query. Each skips sqlpool's frames
 	// up to database/sql's, which the headline rule passes over to the
 	// program's line.
-	connOpts, resetOpts, connectOutOpts, rowsOpts, stmtOpts, txOpts []tracker.TrackOption
+	connOpts, resetOpts, connectOutOpts, useOpts, rowsOpts, stmtOpts, txOpts []tracker.TrackOption
 }
 
 func newConfig(opts []Option) *config {
@@ -45,12 +45,13 @@ func newConfig(opts []Option) *config {
 		c.tr = tracker.Default()
 	}
 	// Frames between Track and database/sql: newConn <- Connect;
-	// startCheckout <- ResetSession, or <- newConn <- Connect; newRows <-
-	// QueryContext (of a conn or a stmt); newStmt <- PrepareContext; newTx
-	// <- BeginTx.
+	// startCheckout <- ResetSession, or <- newConn <- Connect, or <- use <-
+	// a statement (QueryContext, ExecContext, ...); newRows <- QueryContext
+	// (of a conn or a stmt); newStmt <- PrepareContext; newTx <- BeginTx.
 	c.connOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2)}
 	c.resetOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2), tracker.TrackHoldLimit(c.checkoutLimit)}
 	c.connectOutOpts = []tracker.TrackOption{tracker.TrackCallerSkip(3), tracker.TrackHoldLimit(c.checkoutLimit)}
+	c.useOpts = []tracker.TrackOption{tracker.TrackCallerSkip(3), tracker.TrackHoldLimit(c.checkoutLimit)}
 	c.rowsOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2), tracker.TrackHoldLimit(c.rowsLimit)}
 	c.stmtOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2)}
 	c.txOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2), tracker.TrackHoldLimit(c.txLimit)}
@@ -93,7 +94,9 @@ func WithTxHoldLimit(d time.Duration) Option {
 // driver.ErrBadConn, and database/sql closes it and takes another. Each one is
 // counted (see StatsOf). Off, a dead connection is handed out as the driver
 // alone would hand it out. Eviction needs the socket, so the driver must dial
-// with the tracker's dialer (see the package documentation).
+// with the tracker's dialer (see the package documentation). The check is
+// one system call at each checkout, a poll of the socket (see
+// tracker.Tracker.PeerClosed).
 func WithEviction(on bool) Option {
 	return optionFunc(func(c *config) { c.evict = on })
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -103,6 +104,55 @@ func TestLeaksNameTheLine(t *testing.T) {
 			for _, c := range openOf(tr, sqlpool.KindConn) {
 				assert.True(t, c.Idle)
 			}
+		})
+	}
+}
+
+// A connection that database/sql opens on its own goroutine, for a query
+// waiting for one after another connection was discarded, is checked out at
+// the waiting query's line, not at database/sql's: the rows it leaves open
+// name that line. Back in the pool it is idle.
+func TestConnectionOpenedByThePoolNamesItsQuery(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			tr, _ := newTracker(t)
+			db := b.open(t, tr)
+			db.SetMaxOpenConns(1)
+			ctx := context.Background()
+			first, err := db.Conn(ctx)
+			require.NoError(t, err)
+
+			type result struct {
+				rows *sql.Rows
+				line int
+				err  error
+			}
+			got := make(chan result, 1)
+			go func() {
+				rows, err := db.QueryContext(ctx, "SELECT 1")
+				got <- result{rows, here(), err}
+			}()
+			require.Eventually(t, func() bool { return db.Stats().WaitCount > 0 },
+				5*time.Second, time.Millisecond, "the query never waited for the pool")
+			// Discarded, the connection makes database/sql open another
+			// for the waiting query.
+			require.ErrorIs(t, first.Raw(func(any) error { return driver.ErrBadConn }), driver.ErrBadConn)
+			var r result
+			select {
+			case r = <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiting query never got a connection")
+			}
+			require.NoError(t, r.err)
+
+			outs := openOf(tr, sqlpool.KindCheckout)
+			require.Len(t, outs, 1)
+			assertSite(t, outs[0], r.line)
+			require.NoError(t, r.rows.Close())
+			assert.Empty(t, openOf(tr, sqlpool.KindCheckout))
+			conns := openOf(tr, sqlpool.KindConn)
+			require.Len(t, conns, 1)
+			assert.True(t, conns[0].Idle)
 		})
 	}
 }
