@@ -139,7 +139,8 @@ func TestLeakSpansLinkToTheRequest(t *testing.T) {
 	failing.End()
 
 	body := rig.leakSpan(t, nethttp.KindBody)
-	assert.Equal(t, "held_too_long", attrsOf(body.Attributes())[tracker.AttrLeakReason].AsString())
+	// fetch drops the body: a collection may come before the hold limit.
+	assert.Contains(t, []string{"held_too_long", "collected"}, attrsOf(body.Attributes())[tracker.AttrLeakReason].AsString())
 	assert.Equal(t, []trace.SpanContext{failing.SpanContext()}, linked(body),
 		"the body's span links to the request that returned it")
 

@@ -17,6 +17,7 @@ const (
 	idleBit
 	ownsBit   // the connection it holds ends it (see Handle.Own); set under holdMu
 	tracedBit // the tracker's telemetry holds a span or attributes for it, out of line
+	keptBit   // collected, its telemetry kept for the connection it holds; set under holdMu
 )
 
 // The high bits hold the index of the record's attribute set, when it has
@@ -37,7 +38,7 @@ func (s *linkState) Store(linked bool) {
 
 func (s *linkState) idle() bool { return s.v.Load()&idleBit != 0 }
 
-// The record's two other flags share the word: a record has no room for
+// The record's other flags share the word: a record has no room for
 // another field within its size class.
 func (s *linkState) owns() bool   { return s.v.Load()&ownsBit != 0 }
 func (s *linkState) traced() bool { return s.v.Load()&tracedBit != 0 }
@@ -214,6 +215,9 @@ func (t *Tracker) unlinkHeldLocked(r *record) (owner *record) {
 	t.links--
 	if holder.isClosed() { // a holder collected without Close held r until now
 		holder.linked.setIdle(false)
+		if holder.linked.v.Load()&keptBit != 0 {
+			t.tel.drop(holder.id)
+		}
 	}
 	if holder.linked.owns() {
 		return holder
@@ -238,6 +242,23 @@ func (t *Tracker) unlinkCollected(r *record) {
 	}
 	t.holdMu.Unlock()
 	t.endOwner(owner, true)
+}
+
+// keepsTelemetry reports whether r, collected without Close and reported
+// so, still holds a connection. The connection's reports go on showing r,
+// its span among them, so r's telemetry is then dropped when that link
+// ends (see unlinkHeldLocked), not by the poll that reports r collected.
+func (t *Tracker) keepsTelemetry(r *record) bool {
+	if !r.linked.Load() {
+		return false
+	}
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
+	if r.holds == nil {
+		return false
+	}
+	r.linked.set(keptBit, true)
+	return true
 }
 
 // endOwner ends the owner of a connection that was closed, collected or

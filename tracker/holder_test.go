@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // linkCount is how many links the tracker keeps, counted from each side:
@@ -262,14 +263,17 @@ func TestHoldRacingCloseLeavesNoLink(t *testing.T) {
 
 // A holder dropped without Close while it holds a connection still holds
 // it: net/http's read loop waits for a dropped body forever, so the
-// connection's reports go on naming the body's line. The link ends when the
-// connection closes.
+// connection's reports go on naming the body's line, and linking to its
+// span. The link ends when the connection closes.
 func TestCollectedHolderKeepsHolding(t *testing.T) {
 	tr, log := newTestTracker(t)
 	c, s := dialPair(t, tr)
 	defer s.Close()
+	span := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
 	func() {
-		h := tr.Track("body") // the holder's line, dropped without Close
+		// The holder's line, dropped without Close.
+		h := tr.Track("body", TrackContext(trace.ContextWithSpanContext(t.Context(), span)))
 		h.Hold(c)
 	}()
 	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool {
@@ -285,11 +289,14 @@ func TestCollectedHolderKeepsHolding(t *testing.T) {
 	assert.True(t, r.HeldBy.Collected)
 	assert.Equal(t, collected.Site(), r.Site(), "the connection leads with the dropped holder's line")
 	assert.Contains(t, r.StackReport(), "held by body (collected), opened at:")
+	assert.Equal(t, span, r.HeldBy.Span, "the dropped holder's span outlives its collected report")
 
 	require.NoError(t, c.Close())
 	byConn, byHolder := linkCount(tr)
 	assert.Zero(t, byConn)
 	assert.Zero(t, byHolder)
+	tr.Poll()
+	assert.Empty(t, tr.tel.info, "the holder's span is forgotten with its link")
 }
 
 // acceptedPair returns the tracked, accepted side of a loopback connection

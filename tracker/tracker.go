@@ -647,7 +647,7 @@ func (t *Tracker) poll() (next int64) {
 		} else {
 			gone = append(gone, r.leakAt(ReasonCollected, now))
 		}
-		if r.linked.traced() {
+		if r.linked.traced() && !t.keepsTelemetry(r) {
 			t.tel.drop(r.id)
 		}
 	}
