@@ -85,6 +85,14 @@ func (r *record) observe(err error) {
 // touch records I/O now and, for an accepted connection's first I/O, where:
 // skip frames above touch's caller is the program's line.
 //
+// Until its peer closes, a connection's last I/O only dates it in
+// snapshots, and the last poll's time, or its open time if later, does
+// that to within a poll interval without a clock read per Read and Write
+// (a fair part of the cost of a tracked request on a VM's clock). Once
+// its peer has closed, each I/O restarts the grace period: it reads the
+// clock. An I/O that returns EOF or a reset marks the peer closed at the
+// exact time (see sawPeerClose).
+//
 // A record whose close has begun takes no new stack: its references were, or
 // are about to be, given back. (A Read racing its own Close can still slip
 // one in between; the table then keeps that site's stack, which costs one
@@ -93,7 +101,13 @@ func (r *record) touch(skip int) {
 	if r.needFirstIO.Load() && !r.closing.Load() && r.needFirstIO.CompareAndSwap(true, false) {
 		r.firstIO.Store(r.t.stacks.Capture(skip+1, r.t.cfg.stackDepth))
 	}
-	r.lastIO.Store(r.t.now())
+	if State(r.state.Load()) != StateActive {
+		r.lastIO.Store(r.t.now())
+		return
+	}
+	if at := max(r.t.tick.Load(), r.openedAt); r.lastIO.Load() < at {
+		r.lastIO.Store(at)
+	}
 }
 
 // sawPeerClose notes that a Read or Write told the program the peer is gone,

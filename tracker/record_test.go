@@ -1,10 +1,13 @@
 package tracker
 
 import (
+	"io"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A record is allocated for every tracked connection: it must stay in the
@@ -12,4 +15,44 @@ import (
 // (the record, the wrapper and the registry's share) goes.
 func TestRecordFitsItsSizeClass(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(record{}), uintptr(256))
+}
+
+// A connection's LastIO is when its last Read or Write was: to within a
+// poll interval while its peer is there, which spares each I/O a clock
+// read, and exactly once the peer has closed, when each I/O restarts the
+// grace period.
+func TestLastIO(t *testing.T) {
+	tr, _ := newTestTracker(t, WithGracePeriod(time.Hour)) // it polls when told to
+	c, s := dialPair(t, tr)
+	assert.True(t, connOpen(t, tr).LastIO.IsZero(), "no I/O yet")
+
+	write := func() (before, after time.Time) {
+		t.Helper()
+		before = time.Now()
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+		return before, time.Now()
+	}
+	write()
+	r := connOpen(t, tr)
+	assert.Equal(t, r.OpenedAt, r.LastIO, "with no poll since it opened, its open time dates it")
+
+	time.Sleep(20 * time.Millisecond)
+	polled := time.Now()
+	tr.Poll()
+	time.Sleep(20 * time.Millisecond)
+	_, wrote := write()
+	lastIO := connOpen(t, tr).LastIO
+	assert.False(t, lastIO.Before(polled), "dated by the poll before it")
+	assert.True(t, lastIO.Before(wrote.Add(-10*time.Millisecond)), "not by the clock: %v after the poll", lastIO.Sub(polled))
+
+	_, err := io.ReadFull(s, make([]byte, 2)) // read, so that its Close sends a FIN, not a reset
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool { return connOpen(t, tr).State == StatePeerClosed }))
+	time.Sleep(20 * time.Millisecond)
+	before, after := write()
+	lastIO = connOpen(t, tr).LastIO
+	assert.False(t, lastIO.Before(before), "a Write to a closed peer is dated exactly")
+	assert.False(t, lastIO.After(after))
 }

@@ -25,7 +25,10 @@ type Tracker struct {
 	// What every Track, Reopen and Close reads or takes, side by side: a
 	// client or a pool does one of each per request, with the tracker's
 	// lines pushed out of the cache by the I/O in between.
-	epoch  time.Time
+	epoch time.Time
+	// tick is the clock at the last poll: a connection whose peer has not
+	// closed dates its Reads and Writes by it (see record.touch).
+	tick   atomic.Int64
 	stacks *stack.Table
 	nextID atomic.Uint64
 	pollMu sync.Mutex // serializes Poll, Open and Leaks
@@ -107,6 +110,7 @@ func build(opts []Option) *Tracker {
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*record)
 	}
+	t.tick.Store(1) // 0 means never, in lastIO
 	t.tel.init(t)
 	t.sig = startSignalDump(t)
 	return t
@@ -597,6 +601,7 @@ func (t *Tracker) poll() (next int64) {
 	t.stacks.MaybeSweep()
 	t.promote()
 	now := t.now()
+	t.tick.Store(now)
 	t.engine.poll(func(r *record, p sock.Probe) {
 		if p.Name != "" {
 			r.sockState = sockStateCode(p.Name)

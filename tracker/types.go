@@ -98,8 +98,11 @@ type Resource struct {
 	// arrived), or the Read that returned EOF or a reset. Zero unless the
 	// peer has closed.
 	PeerClosedAt time.Time
-	LastIO       time.Time // last Read or Write; zero if none yet
-	ClosedAt     time.Time // zero unless closed
+	// LastIO is when the last Read or Write was: exactly once the peer
+	// has closed; before, to within a poll interval (the tracker's last
+	// poll before it, or OpenedAt if later). Zero if none yet.
+	LastIO   time.Time
+	ClosedAt time.Time // zero unless closed
 	// SocketState is the kernel's name for the socket's state as last probed
 	// ("ESTABLISHED", "CLOSE_WAIT", ...); empty when unknown.
 	SocketState string
