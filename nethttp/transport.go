@@ -214,13 +214,23 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A copy of the response carries the tracked body: net/http's read
 	// loop keeps its own *Response while it waits for the body, and through
 	// it would keep the Handle of a body the program dropped reachable, so
-	// that it is never reported collected.
-	out := *resp
-	out.Body = rt.wrapBody(resp.Body, h)
+	// that it is never reported collected. The copy and the body are one
+	// allocation.
+	out := &trackedResponse{Response: *resp, body: body{rc: resp.Body, h: h, rt: rt}}
+	out.Body = &out.body
+	if w, ok := resp.Body.(io.Writer); ok {
+		out.Body = &rwBody{body: &out.body, w: w}
+	}
 	// The caller's request, not the traced copy, as net/http's own
 	// RoundTrippers return it.
 	out.Request = req
-	return &out, nil
+	return &out.Response, nil
+}
+
+// trackedResponse is the response RoundTrip returns, with its body.
+type trackedResponse struct {
+	http.Response
+	body body
 }
 
 // trackBody starts tracking a response body from its caller's line, on the
@@ -265,14 +275,6 @@ type rwBody struct {
 }
 
 func (b *rwBody) Write(p []byte) (int, error) { return b.w.Write(p) }
-
-func (rt *roundTripper) wrapBody(rc io.ReadCloser, h *tracker.Handle) io.ReadCloser {
-	b := &body{rc: rc, h: h, rt: rt}
-	if w, ok := rc.(io.Writer); ok {
-		return &rwBody{body: b, w: w}
-	}
-	return b
-}
 
 // Read reads the body. At its end the body stops being tracked: net/http
 // puts the connection back in its pool then, Close or not.

@@ -376,3 +376,51 @@ func (r roundTripperOnly) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.t.RoundTrip(req)
 }
 func (r roundTripperOnly) CloseIdleConnections() { r.t.CloseIdleConnections() }
+
+// The body of a 101 Switching Protocols response is the upgraded
+// connection, which the program writes to as well as reads: the tracked
+// body keeps its io.Writer, and is tracked, holding its connection, until
+// its Close.
+func TestUpgradedBodyKeepsItsWriter(t *testing.T) {
+	tr, log := newTracker(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(c, brw) // echoes until the client closes
+	}))
+	t.Cleanup(srv.Close)
+	c := client(t, tr, srv)
+
+	req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/echo", nil)
+	require.NoError(t, err)
+	req.Header.Set("Upgrade", "echo")
+	req.Header.Set("Connection", "Upgrade")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	require.True(t, ok, "the upgraded body is writable: %T", resp.Body)
+	_, err = io.WriteString(rw, "ping")
+	require.NoError(t, err)
+	got := make([]byte, 4)
+	_, err = io.ReadFull(rw, got)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(got))
+
+	bodies := openOf(tr, nethttp.KindBody)
+	require.Len(t, bodies, 1, "tracked while the program uses it")
+	conns := openOf(tr, tracker.KindConn)
+	require.Len(t, conns, 1)
+	require.NotNil(t, conns[0].HeldBy, "its connection is held by the body")
+	assert.Equal(t, bodies[0].ID, conns[0].HeldBy.ID)
+
+	require.NoError(t, rw.Close())
+	assert.Empty(t, openOf(tr, nethttp.KindBody))
+	assert.True(t, settle(tr, tracker.KindConn), "the upgraded connection ends with the body's Close")
+	assert.Empty(t, log.all())
+}

@@ -76,7 +76,10 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 		r.linked.set(tracedBit, false)
 	}
 	r.linked.setAttrs(0)
-	if r.linked.Load() { // its release ended its links; it owns nothing now
+	if r.linked.owns() { // its release ended its links; it owns nothing now
+		// Set only by a Hold or Own of this Handle, by its one owner: read
+		// without the lock, which a body or checkout that Holds, and never
+		// Owns, would otherwise take at every re-arm.
 		t.holdMu.Lock()
 		r.linked.set(ownsBit, false)
 		t.holdMu.Unlock()
