@@ -145,6 +145,12 @@ func (h *Handle) hold(c net.Conn, own bool) bool {
 	t.unlinkLocked(h.rec)
 	ended := t.unlinkLocked(conn)
 	h.rec.linked.set(ownsBit, own)
+	if own {
+		// Its collection watch is stopped below: a Reopen must watch it
+		// again, as it does a Handle whose Close stopped the watch. Set
+		// under the lock, which the close of c takes before it ends h.
+		h.rec.reusable = false
+	}
 	conn.heldBy, h.rec.holds = h.rec, conn
 	t.links++
 	t.holdMu.Unlock()
@@ -244,10 +250,11 @@ func (t *Tracker) unlinkCollected(r *record) {
 	t.endOwner(owner, true)
 }
 
-// keepsTelemetry reports whether r, collected without Close and reported
-// so, still holds a connection. The connection's reports go on showing r,
-// its span among them, so r's telemetry is then dropped when that link
-// ends (see unlinkHeldLocked), not by the poll that reports r collected.
+// keepsTelemetry reports whether r, collected without Close, still holds a
+// connection. The connection's reports go on showing r, its span among
+// them, so r's telemetry is then dropped when that link ends (see
+// unlinkHeldLocked), not by the poll that reports r collected (or by
+// collectedCleanup, when the queue for that poll is full).
 func (t *Tracker) keepsTelemetry(r *record) bool {
 	if !r.linked.Load() {
 		return false

@@ -446,3 +446,27 @@ func TestOwnerEndsWhenAnotherHolderTakesOver(t *testing.T) {
 	tr.Poll()
 	assert.Empty(t, log.Leaks())
 }
+
+// A Handle re-armed by Reopen, then made the owner of a connection, loses
+// its collection watch to the Own: re-armed again after the connection's
+// end, it is watched again, and dropped without Close it is reported.
+func TestReopenAfterOwnWatchesAgain(t *testing.T) {
+	tr, log := newTestTracker(t)
+	server, client := acceptedPair(t, tr)
+	func() {
+		h := tr.Track("hijacked").Reopen() // re-armed: its watch outlives a Close
+		require.True(t, h.Own(server))
+		require.NoError(t, server.Close()) // ends h with it
+		h.Reopen()                         // dropped without Close
+	}()
+	client.Close()
+	require.True(t, pollUntil(t, tr, 5*time.Second, func() bool {
+		runtime.GC()
+		for _, l := range log.Leaks() {
+			if l.Kind == "hijacked" && l.Reason == ReasonCollected {
+				return true
+			}
+		}
+		return false
+	}), "the re-armed Handle, dropped, is reported collected: %v", log.Leaks())
+}

@@ -36,8 +36,9 @@ type record struct {
 	// outlives each Close. Set and read by the Handle's owner.
 	reusable bool
 	// linked: held, or holding, or marked idle, at some time (see
-	// Handle.Hold, Handle.SetIdle), the idle mark, and the owns and traced
-	// flags. Beside the flags above, it takes the padding before cookie.
+	// Handle.Hold, Handle.SetIdle), the idle mark, the owns, traced and
+	// kept flags, and the index of its attribute set. Beside the flags
+	// above, it takes the padding before cookie.
 	linked linkState
 
 	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before

@@ -462,15 +462,16 @@ func collectedCleanup(r *record) {
 	r.markClosed()
 	t.forget(r)
 	t.pendMu.Lock()
-	if len(t.pending) < maxPending {
+	queued := len(t.pending) < maxPending
+	if queued {
 		t.pending = append(t.pending, r)
 	} else {
 		t.pendDropped++
-		if r.linked.traced() {
-			t.tel.drop(r.id)
-		}
 	}
 	t.pendMu.Unlock()
+	if !queued && r.linked.traced() && !t.keepsTelemetry(r) {
+		t.tel.drop(r.id)
+	}
 }
 
 // watchCollection arranges for collectedCleanup to run if obj is dropped

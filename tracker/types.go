@@ -98,9 +98,10 @@ type Resource struct {
 	// arrived), or the Read that returned EOF or a reset. Zero unless the
 	// peer has closed.
 	PeerClosedAt time.Time
-	// LastIO is when the last Read or Write was: exactly once the peer
-	// has closed; before, to within a poll interval (the tracker's last
-	// poll before it, or OpenedAt if later). Zero if none yet.
+	// LastIO is when the last Read or Write was. Once the tracker has seen
+	// the peer close, exactly; before, it is the time of the tracker's last
+	// poll before the I/O, or OpenedAt if later: within a poll interval
+	// while the poller runs (it stops at Close). Zero if none yet.
 	LastIO   time.Time
 	ClosedAt time.Time // zero unless closed
 	// SocketState is the kernel's name for the socket's state as last probed
