@@ -189,12 +189,14 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		got.trace.GotConn = got.set
 	}
 	ctx := req.Context()
+	var span tracker.TrackOption // none in context.Background
 	if ctx == context.Background() {
 		if got.bg == nil {
 			got.bg = httptrace.WithClientTrace(ctx, &got.trace)
 		}
 		ctx = got.bg
 	} else {
+		span = tracker.TrackContext(ctx)
 		ctx = httptrace.WithClientTrace(ctx, &got.trace)
 	}
 	resp, err := rt.base.RoundTrip(req.WithContext(ctx))
@@ -207,7 +209,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rt.reuseTraces {
 		gotConns.Put(got)
 	}
-	h := rt.trackBody(rt.labelFor(req), tracker.TrackContext(req.Context()))
+	h := rt.trackBody(rt.labelFor(req), span)
 	if c != nil {
 		h.Hold(c)
 	}
