@@ -42,6 +42,7 @@ func (s *linkState) idle() bool { return s.v.Load()&idleBit != 0 }
 // another field within its size class.
 func (s *linkState) owns() bool   { return s.v.Load()&ownsBit != 0 }
 func (s *linkState) traced() bool { return s.v.Load()&tracedBit != 0 }
+func (s *linkState) kept() bool   { return s.v.Load()&keptBit != 0 }
 
 func (s *linkState) attrs() uint32 { return s.v.Load() >> attrShift }
 
@@ -145,12 +146,6 @@ func (h *Handle) hold(c net.Conn, own bool) bool {
 	t.unlinkLocked(h.rec)
 	ended := t.unlinkLocked(conn)
 	h.rec.linked.set(ownsBit, own)
-	if own {
-		// Its collection watch is stopped below: a Reopen must watch it
-		// again, as it does a Handle whose Close stopped the watch. Set
-		// under the lock, which the close of c takes before it ends h.
-		h.rec.reusable = false
-	}
 	conn.heldBy, h.rec.holds = h.rec, conn
 	t.links++
 	t.holdMu.Unlock()
@@ -221,7 +216,7 @@ func (t *Tracker) unlinkHeldLocked(r *record) (owner *record) {
 	t.links--
 	if holder.isClosed() { // a holder collected without Close held r until now
 		holder.linked.setIdle(false)
-		if holder.linked.v.Load()&keptBit != 0 {
+		if holder.linked.kept() {
 			t.tel.drop(holder.id)
 		}
 	}
@@ -250,22 +245,27 @@ func (t *Tracker) unlinkCollected(r *record) {
 	t.endOwner(owner, true)
 }
 
-// keepsTelemetry reports whether r, collected without Close, still holds a
-// connection. The connection's reports go on showing r, its span among
-// them, so r's telemetry is then dropped when that link ends (see
-// unlinkHeldLocked), not by the poll that reports r collected (or by
-// collectedCleanup, when the queue for that poll is full).
-func (t *Tracker) keepsTelemetry(r *record) bool {
-	if !r.linked.Load() {
-		return false
+// dropCollectedTelemetry forgets the span and attributes of r, collected
+// without Close and reported so (or not, when the poll's queue was full),
+// unless r still holds a connection: the connection's reports go on showing
+// r, its span among them, and r's telemetry is then dropped when that link
+// ends (see unlinkHeldLocked).
+func (t *Tracker) dropCollectedTelemetry(r *record) {
+	if !r.linked.traced() {
+		return
 	}
-	t.holdMu.Lock()
-	defer t.holdMu.Unlock()
-	if r.holds == nil {
-		return false
+	if r.linked.Load() {
+		t.holdMu.Lock()
+		holds := r.holds != nil
+		if holds {
+			r.linked.set(keptBit, true)
+		}
+		t.holdMu.Unlock()
+		if holds {
+			return
+		}
 	}
-	r.linked.set(keptBit, true)
-	return true
+	t.tel.drop(r.id)
 }
 
 // endOwner ends the owner of a connection that was closed, collected or

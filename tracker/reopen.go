@@ -59,7 +59,9 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 		return h.retrack(&tc)
 	}
 	wasClosed := r.closing.Load()
-	rewatch := wasClosed && !r.reusable // its Close stopped the watch
+	// Its Close stopped the watch, or an Own did (the bit stays set until
+	// the clear below).
+	rewatch := wasClosed && !r.reusable || r.linked.owns()
 	r.reusable = true
 	if !wasClosed {
 		t.release(r, 1+tc.skip)

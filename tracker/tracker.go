@@ -469,8 +469,8 @@ func collectedCleanup(r *record) {
 		t.pendDropped++
 	}
 	t.pendMu.Unlock()
-	if !queued && r.linked.traced() && !t.keepsTelemetry(r) {
-		t.tel.drop(r.id)
+	if !queued {
+		t.dropCollectedTelemetry(r)
 	}
 }
 
@@ -653,9 +653,7 @@ func (t *Tracker) poll() (next int64) {
 		} else {
 			gone = append(gone, r.leakAt(ReasonCollected, now))
 		}
-		if r.linked.traced() && !t.keepsTelemetry(r) {
-			t.tel.drop(r.id)
-		}
+		t.dropCollectedTelemetry(r)
 	}
 	t.collected = append(t.collected, gone...)
 	if over := len(t.collected) - maxCollected; over > 0 {
