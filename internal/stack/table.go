@@ -213,11 +213,11 @@ func (st *Table) captureWalked(frames, steps []uintptr, skip, depth int, remembe
 // address, skip and depth. A capture that repeats one of them is found by
 // reading each frame where the key says it lies and comparing its return
 // address and link with the remembered ones: no hash, lock, map or
-// classification of the addresses,
-// and only the few cache lines of the remembered key, where a walk through
-// the map touched a line of the class cache per frame, which the I/O
-// between two captures had evicted. That took the capture of a pool's
-// checkout from about 1 µs to a tenth of that inside a query loop.
+// classification of the addresses, and only the few cache lines of the
+// remembered key, where a walk through the map touched a line of the class
+// cache per frame, which the I/O between two captures had evicted. That took
+// the capture of a pool's checkout from about 1 µs to a tenth of that inside
+// a query loop.
 //
 // A site taken in turn by more call paths than it has ways misses every
 // time, and a miss costs more than the walk it precedes: it reads the keys
