@@ -15,18 +15,39 @@ import (
 // the resource or its wrapper: the wrapper points at the record, so dropping
 // the wrapper lets the runtime collect the connection and close its socket.
 type record struct {
+	// The fields a wrapped connection's Read and Write read (see touch), in
+	// the record's first cache line, apart from those written at every
+	// request: a client connection's Reads and Writes run on net/http's
+	// read and write loops, on other cores than the caller that links and
+	// unlinks the connection to each response body (see Handle.Hold), and a
+	// line written on one core is a miss on the others. The record is 256
+	// bytes, and so aligned on the lines.
+	t           *Tracker
+	openedAt    int64        // nanoseconds since t.epoch
+	lastIO      atomic.Int64 // nanoseconds since t.epoch; 0: never
+	state       atomic.Int32
+	needFirstIO atomic.Bool
+	closing     atomic.Bool // won by the one closer, Close or the collector (see claimClose)
+	collected   atomic.Bool
+	promoted    atomic.Bool // moved from the young list to the registry map (see Tracker.promote)
+	// linked: held, or holding, or marked idle, at some time (see
+	// Handle.Hold, Handle.SetIdle), the idle mark, the owns, traced and
+	// kept flags, and the index of its attribute set. A connection's is
+	// written when it is first linked; its holders' bits are theirs.
+	linked linkState
 	// Set before the record is published, then read-only, but for what
 	// Reopen sets again under the poll lock (see Handle.Reopen).
-	t            *Tracker
-	id           uint64
+	id   uint64
+	open *stack.Entry
+
 	kind         Kind
 	laddr, raddr net.Addr
 	label        string
-	openedAt     int64 // nanoseconds since t.epoch
-	sock         sock.Handle
-	open         *stack.Entry
-	cleanup      runtime.Cleanup
-	accepted     bool
+
+	// limit is TrackHoldLimit's, 0 for the kind's; set before the record is
+	// published, then read-only.
+	limit    time.Duration
+	accepted bool
 	// shard is the registry shard of the record's first id; Reopen keeps
 	// the record there under its later ids.
 	shard uint8
@@ -35,43 +56,29 @@ type record struct {
 	// reusable: re-armed by Reopen at some time; its collection watch
 	// outlives each Close. Set and read by the Handle's owner.
 	reusable bool
-	// linked: held, or holding, or marked idle, at some time (see
-	// Handle.Hold, Handle.SetIdle), the idle mark, the owns, traced and
-	// kept flags, and the index of its attribute set. Beside the flags
-	// above, it takes the padding before cookie.
-	linked linkState
-
-	cookie       atomic.Uint64 // the socket's cookie once identified; 0 before
-	firstIO      atomic.Pointer[stack.Entry]
-	peerSeen     atomic.Pointer[stack.Entry]
-	closeSite    atomic.Pointer[stack.Entry]
-	lastIO       atomic.Int64 // nanoseconds since t.epoch; 0: never
-	peerClosedAt atomic.Int64
-	closedAt     atomic.Int64
-	state        atomic.Int32
-	writing      atomic.Int32  // writes in progress: a busy conn is not quiet
-	claim        atomic.Uint32 // claimYoung, then claimWatched or claimDropped
-	promoted     atomic.Bool   // moved from the young list to the registry map (see Tracker.promote)
-	needFirstIO  atomic.Bool
-	collected    atomic.Bool
-	closing      atomic.Bool // won by the one closer, Close or the collector (see claimClose)
-
-	watch uint8 // the engine's registration state, under the engine's lock
-
+	watch    uint8 // the engine's registration state, under the engine's lock
 	// Owned by the poller (guarded by t.pollMu).
 	reported  bool
 	reason    uint8 // a Reason, in one byte so that limit fits in the size class
 	sockState uint8 // the socket's state name as last probed (see sockStateCode)
+	sock      sock.Handle
+	cookie    atomic.Uint64 // the socket's cookie once identified; 0 before
+	// writing counts the writes in progress, as a busy conn is not quiet:
+	// in a line that no other goroutine writes at every request.
+	writing atomic.Int32
+	claim   atomic.Uint32 // claimYoung, then claimWatched or claimDropped
+	firstIO atomic.Pointer[stack.Entry]
 
+	cleanup      runtime.Cleanup
+	peerSeen     atomic.Pointer[stack.Entry]
+	closeSite    atomic.Pointer[stack.Entry]
+	peerClosedAt atomic.Int64
+	closedAt     atomic.Int64
 	// The links of Handle.Hold, both ways, guarded by t.holdMu: heldBy is
 	// a connection's holder, holds the connection a holder holds. Pointers
 	// in the records, where maps by id cost a pool or a client several
 	// inserts and deletes at every checkout or response.
 	heldBy, holds *record
-
-	// limit is TrackHoldLimit's, 0 for the kind's; set before the record is
-	// published, then read-only.
-	limit time.Duration
 }
 
 // observe is called after every Read and Write on a wrapped connection. It

@@ -17,6 +17,29 @@ func TestRecordFitsItsSizeClass(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(record{}), uintptr(256))
 }
 
+// What a connection's Read and Write read sits in the record's first cache
+// line, and nothing written at every request does: a client's connection
+// is read and written on net/http's loops, and linked to each body on the
+// caller's core. The Write's own count is in a line of its own too.
+func TestRecordLinesKeepTheIOPathApart(t *testing.T) {
+	var r record
+	line := func(off uintptr) uintptr { return off / 64 }
+	for name, off := range map[string]uintptr{
+		"t": unsafe.Offsetof(r.t), "openedAt": unsafe.Offsetof(r.openedAt),
+		"lastIO": unsafe.Offsetof(r.lastIO), "state": unsafe.Offsetof(r.state),
+		"needFirstIO": unsafe.Offsetof(r.needFirstIO), "closing": unsafe.Offsetof(r.closing),
+	} {
+		assert.Zero(t, line(off), "%s is read by every Read and Write", name)
+	}
+	for name, off := range map[string]uintptr{
+		"heldBy": unsafe.Offsetof(r.heldBy), "holds": unsafe.Offsetof(r.holds),
+	} {
+		assert.NotZero(t, line(off), "%s is written at every request", name)
+		assert.NotEqual(t, line(unsafe.Offsetof(r.writing)), line(off), "writing shares a line with %s", name)
+	}
+	assert.NotZero(t, line(unsafe.Offsetof(r.writing)), "writing is written by every Write")
+}
+
 // A connection's LastIO is when its last Read or Write was: to within a
 // poll interval while its peer is there, which spares each I/O a clock
 // read, and exactly once the peer has closed, when each I/O restarts the

@@ -24,12 +24,16 @@ type Tracker struct {
 	cfg config
 	// What every Track, Reopen and Close reads or takes, side by side: a
 	// client or a pool does one of each per request, with the tracker's
-	// lines pushed out of the cache by the I/O in between.
+	// lines pushed out of the cache by the I/O in between. The counter and
+	// locks, which those write, are a cache line apart from tick, which
+	// every Read and Write of a connection reads, on the cores of net/http's
+	// read and write loops rather than the caller's.
 	epoch time.Time
 	// tick is the clock at the last poll: a connection whose peer has not
 	// closed dates its Reads and Writes by it (see record.touch).
 	tick   atomic.Int64
 	stacks *stack.Table
+	_      [64]byte
 	nextID atomic.Uint64
 	pollMu sync.Mutex // serializes Poll, Open and Leaks
 	holdMu sync.Mutex // guards the links, links included
