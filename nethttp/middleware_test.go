@@ -283,3 +283,39 @@ func TestMiddlewareLabelsByRoute(t *testing.T) {
 	assert.LessOrEqual(t, len(long), 128+len("…"))
 	assert.True(t, strings.HasPrefix(long, "GET /xxx"), long)
 }
+
+// Middleware re-arms the Handle of a request that ended for a later one:
+// each request is still a resource of its own, with its own id, label and
+// handler, and none is left open once its response is sent.
+func TestMiddlewareTracksEachRequestAfresh(t *testing.T) {
+	tr, _ := newTracker(t)
+	saw := make(chan []tracker.Resource, 1)
+	look := func(http.ResponseWriter, *http.Request) { saw <- openOf(tr, nethttp.KindRequest) }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /a", func(w http.ResponseWriter, r *http.Request) { look(w, r) })      // route a
+	mux.HandleFunc("GET /b/{id}", func(w http.ResponseWriter, r *http.Request) { look(w, r) }) // route b
+	ts := httptest.NewServer(nethttp.Middleware(mux, nethttp.WithTracker(tr)))
+	defer ts.Close()
+	c := ts.Client() // keep-alive: one connection, one request at a time
+
+	lines := map[string]int{"GET /a": lineOf(t, "// route a"), "GET /b/{id}": lineOf(t, "// route b")}
+	ids := map[uint64]bool{}
+	for _, path := range []string{"/a", "/b/1", "/a", "/b/2"} {
+		resp, err := c.Get(ts.URL + path)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		open := <-saw
+		require.Len(t, open, 1, path)
+		r := open[0]
+		want := "GET /a"
+		if strings.HasPrefix(path, "/b/") {
+			want = "GET /b/{id}"
+		}
+		assert.Equal(t, want, r.Label, path)
+		assert.Equal(t, lines[want], r.Site().Line, "%s: %+v", path, r.Site())
+		assert.False(t, ids[r.ID], "%s: id %d was an earlier request's", path, r.ID)
+		ids[r.ID] = true
+		assert.Empty(t, openOf(tr, nethttp.KindRequest), "%s: its request is still open after its response", path)
+	}
+}
