@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -53,7 +52,11 @@ func Middleware(next http.Handler, opts ...Option) http.Handler {
 	if next == nil {
 		next = http.DefaultServeMux
 	}
-	m := &middleware{next: next, tr: newConfig(opts).tracker}
+	m := &middleware{
+		next:     next,
+		labels:   latestLabel{max: maxRequestLabel},
+		requests: rearmed{tr: newConfig(opts).tracker, kind: KindRequest},
+	}
 	pcs := make([]uintptr, tracker.DefaultStackDepth)
 	m.installed = pcs[:runtime.Callers(2, pcs)]
 	if mux, ok := next.(*http.ServeMux); ok {
@@ -66,24 +69,12 @@ func Middleware(next http.Handler, opts ...Option) http.Handler {
 
 type middleware struct {
 	next      http.Handler
-	tr        *tracker.Tracker
 	installed []uintptr      // the stack that called Middleware
 	pcs       []uintptr      // next's open-site stack; nil when next is mux
 	mux       *http.ServeMux // next, when it is one
 	stacks    sync.Map       // handler's code pointer or type -> its open-site stack
-	last      atomic.Pointer[lastRequestLabel]
-	// ended holds the Handles of requests that ended, closed, for the next
-	// requests to re-arm (see tracker.Handle.Reopen), as the transport
-	// does with its bodies' Handles.
-	ended sync.Pool
-}
-
-// lastRequestLabel is the label option of the latest request that no
-// ServeMux routed, kept as the transport keeps its lastLabel: a server
-// mostly serves a few paths again and again.
-type lastRequestLabel struct {
-	method, scheme, host, path string
-	opt                        tracker.TrackOption
+	labels    latestLabel    // of the requests no ServeMux routed
+	requests  rearmed        // KindRequest
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -97,17 +88,12 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if lbl != "" {
 		lblOpt = tracker.TrackLabel(lbl)
 	} else {
-		lblOpt = m.requestLabel(r)
+		lblOpt = m.labels.option(r)
 	}
 	ctx := r.Context()
 	spanOpt := tracker.TrackContext(ctx) // nil for an untraced request
-	var h *tracker.Handle
-	if ended, ok := m.ended.Get().(*tracker.Handle); ok {
-		h = ended.Reopen(lblOpt, tracker.TrackPCs(pcs), spanOpt)
-	} else {
-		h = m.tr.Track(KindRequest, lblOpt, tracker.TrackPCs(pcs), spanOpt)
-	}
-	defer m.end(h)
+	h := m.requests.track(lblOpt, tracker.TrackPCs(pcs), spanOpt)
+	defer m.requests.end(h)
 	if r.ProtoMajor == 1 {
 		if c, ok := ctx.Value(connKey{}).(net.Conn); ok {
 			h.Hold(c)
@@ -120,29 +106,6 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m.next.ServeHTTP(w, r)
-}
-
-// end ends the tracking of a request and hands its Handle on for a later
-// request to re-arm.
-func (m *middleware) end(h *tracker.Handle) {
-	h.Close()
-	m.ended.Put(h)
-}
-
-// requestLabel is the label option of a request that no ServeMux routed.
-func (m *middleware) requestLabel(r *http.Request) tracker.TrackOption {
-	u := r.URL
-	if u == nil {
-		return tracker.TrackLabel(r.Method)
-	}
-	path := u.EscapedPath()
-	if l := m.last.Load(); l != nil && l.method == r.Method && l.scheme == u.Scheme && l.host == u.Host && l.path == path {
-		return l.opt
-	}
-	l := &lastRequestLabel{method: r.Method, scheme: u.Scheme, host: u.Host, path: path}
-	l.opt = tracker.TrackLabel(clip(label(r), maxRequestLabel))
-	m.last.Store(l)
-	return l.opt
 }
 
 // stackOf is the open-site stack of the requests handler serves: the

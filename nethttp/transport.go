@@ -60,7 +60,7 @@ func NewTransport(base *http.Transport, opts ...Option) http.RoundTripper {
 	if h2 {
 		t.ForceAttemptHTTP2 = true
 	}
-	return &roundTripper{base: t, tr: cfg.tracker, reuseTraces: true}
+	return newRoundTripper(t, cfg.tracker, true)
 }
 
 // attemptsHTTP2 reports whether net/http attempts HTTP/2 on t as it is
@@ -99,46 +99,59 @@ func WrapClient(c *http.Client, opts ...Option) *http.Client {
 	case *http.Transport:
 		out.Transport = NewTransport(base, opts...)
 	default:
-		out.Transport = &roundTripper{base: base, tr: newConfig(opts).tracker}
+		out.Transport = newRoundTripper(base, newConfig(opts).tracker, false)
 	}
 	return &out
+}
+
+func newRoundTripper(base http.RoundTripper, tr *tracker.Tracker, reuseTraces bool) *roundTripper {
+	return &roundTripper{base: base, reuseTraces: reuseTraces, bodies: rearmed{tr: tr, kind: KindBody}}
 }
 
 // roundTripper tracks the bodies of the responses base returns.
 type roundTripper struct {
 	base http.RoundTripper
-	tr   *tracker.Tracker
 	// reuseTraces: base is net/http's Transport, which calls GotConn only
 	// within RoundTrip (see gotConn); another RoundTripper might call it
 	// later, into a gotConn reused by another request.
 	reuseTraces bool
-	last        atomic.Pointer[lastLabel]
-	// ended holds the Handles of bodies that ended, closed, for the next
-	// bodies to re-arm (see trackBody).
-	ended sync.Pool
+	labels      latestLabel
+	bodies      rearmed // KindBody
 }
 
-// lastLabel is the label of the latest request, kept because a client
-// mostly calls one URL again and again: its option is then made once, not
-// built and boxed on every request.
-type lastLabel struct {
+// latestLabel keeps the label option of the latest request, because a
+// client mostly calls one URL again and again, and a server mostly serves a
+// few paths: the option is then made once, not built and boxed on every
+// request.
+type latestLabel struct {
+	last atomic.Pointer[requestLabel]
+	// max bounds the label's length, 0 for none: a server's request path
+	// is its client's to choose.
+	max int
+}
+
+type requestLabel struct {
 	method, scheme, host, path string
 	opt                        tracker.TrackOption
 }
 
-func (rt *roundTripper) labelFor(req *http.Request) tracker.TrackOption {
+// option is the label option of req (see label).
+func (l *latestLabel) option(req *http.Request) tracker.TrackOption {
 	u := req.URL
 	if u == nil {
 		return tracker.TrackLabel(req.Method)
 	}
 	path := u.EscapedPath()
-	if l := rt.last.Load(); l != nil && l.method == req.Method && l.scheme == u.Scheme && l.host == u.Host && l.path == path {
-		return l.opt
+	if last := l.last.Load(); last != nil && last.method == req.Method && last.scheme == u.Scheme && last.host == u.Host && last.path == path {
+		return last.opt
 	}
-	l := &lastLabel{method: req.Method, scheme: u.Scheme, host: u.Host, path: path}
-	l.opt = tracker.TrackLabel(label(req))
-	rt.last.Store(l)
-	return l.opt
+	lbl := label(req)
+	if l.max > 0 {
+		lbl = clip(lbl, l.max)
+	}
+	last := &requestLabel{method: req.Method, scheme: u.Scheme, host: u.Host, path: path, opt: tracker.TrackLabel(lbl)}
+	l.last.Store(last)
+	return last.opt
 }
 
 // gotConn remembers the connection a request was sent on, with the trace
@@ -209,7 +222,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rt.reuseTraces {
 		gotConns.Put(got)
 	}
-	h := rt.trackBody(rt.labelFor(req), span)
+	h := rt.bodies.track(rt.labels.option(req), span)
 	if c != nil {
 		h.Hold(c)
 	}
@@ -235,16 +248,29 @@ type trackedResponse struct {
 	body body
 }
 
-// trackBody starts tracking a response body from its caller's line, on the
-// Handle of a body that ended when there is one to re-arm (see
-// tracker.Handle.Reopen): a keep-alive client then tracks each body with no
-// new record, Handle or collection watch, which cost several times more
-// than the rest of the tracking, cold between two requests.
-func (rt *roundTripper) trackBody(opts ...tracker.TrackOption) *tracker.Handle {
-	if h, ok := rt.ended.Get().(*tracker.Handle); ok {
+// rearmed hands out the Handles of one kind of resource, re-arming those
+// that ended (see tracker.Handle.Reopen): a client that tracks a body at
+// each response, or a server a request, then needs no new record, Handle
+// or collection watch, which cost several times more than the rest of the
+// tracking, cold between two requests.
+type rearmed struct {
+	tr    *tracker.Tracker
+	kind  tracker.Kind
+	ended sync.Pool // closed Handles, for track to re-arm
+}
+
+// track starts tracking a resource opened at its caller's line.
+func (p *rearmed) track(opts ...tracker.TrackOption) *tracker.Handle {
+	if h, ok := p.ended.Get().(*tracker.Handle); ok {
 		return h.Reopen(opts...)
 	}
-	return rt.tr.Track(KindBody, opts...)
+	return p.tr.Track(p.kind, opts...)
+}
+
+// end closes h, which its caller lets go of, for a later track to re-arm.
+func (p *rearmed) end(h *tracker.Handle) {
+	h.Close()
+	p.ended.Put(h)
 }
 
 // label is "GET https://example.com/path" for a client's request, and
@@ -305,8 +331,7 @@ func (b *body) done() {
 	if b.ended.CompareAndSwap(false, true) {
 		h := b.h
 		b.h = nil
-		h.Close()
-		b.rt.ended.Put(h)
+		b.rt.bodies.end(h)
 	}
 }
 
