@@ -61,14 +61,18 @@ type record struct {
 	reported  bool
 	reason    uint8 // a Reason, in one byte so that limit fits in the size class
 	sockState uint8 // the socket's state name as last probed (see sockStateCode)
-	sock      sock.Handle
-	cookie    atomic.Uint64 // the socket's cookie once identified; 0 before
+
+	sock   sock.Handle   // set before the record is published, then read-only
+	cookie atomic.Uint64 // the socket's cookie once identified; 0 before
 	// writing counts the writes in progress, as a busy conn is not quiet:
 	// in a line that no other goroutine writes at every request.
 	writing atomic.Int32
 	claim   atomic.Uint32 // claimYoung, then claimWatched or claimDropped
 	firstIO atomic.Pointer[stack.Entry]
 
+	// cleanup is the collection watch, set when the record is made and
+	// again by a Reopen that re-watches it, and stopped by its Close or an
+	// Own; by the Handle's owner.
 	cleanup      runtime.Cleanup
 	peerSeen     atomic.Pointer[stack.Entry]
 	closeSite    atomic.Pointer[stack.Entry]

@@ -12,9 +12,14 @@ import (
 
 // A record is allocated for every tracked connection: it must stay in the
 // runtime's 256-byte size class, or the memory bar of 512 B per connection
-// (the record, the wrapper and the registry's share) goes.
+// (the record, the wrapper and the registry's share) goes. Its class also
+// aligns it on cache lines, which its layout counts on (see
+// TestRecordLinesKeepTheIOPathApart): a record of 240 bytes or less would
+// fall into a smaller class, and out of line.
 func TestRecordFitsItsSizeClass(t *testing.T) {
-	assert.LessOrEqual(t, unsafe.Sizeof(record{}), uintptr(256))
+	size := unsafe.Sizeof(record{})
+	assert.LessOrEqual(t, size, uintptr(256))
+	assert.Greater(t, size, uintptr(240), "a smaller class would break the record's cache-line layout")
 }
 
 // What a connection's Read and Write read sits in the record's first cache
@@ -38,6 +43,12 @@ func TestRecordLinesKeepTheIOPathApart(t *testing.T) {
 		assert.NotEqual(t, line(unsafe.Offsetof(r.writing)), line(off), "writing shares a line with %s", name)
 	}
 	assert.NotZero(t, line(unsafe.Offsetof(r.writing)), "writing is written by every Write")
+
+	// The tracker's tick, read by every Read and Write, and its id counter,
+	// written at every Track and Reopen, share no line wherever the tracker
+	// lies.
+	var tr Tracker
+	assert.GreaterOrEqual(t, unsafe.Offsetof(tr.nextID), unsafe.Offsetof(tr.tick)+64)
 }
 
 // A connection's LastIO is when its last Read or Write was: to within a

@@ -43,7 +43,7 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	} else {
 		open = t.stacks.Capture(1+tc.skip, t.cfg.stackDepth)
 	}
-	if !t.pollMu.TryLock() {
+	if !t.pollMu.TryRLock() {
 		t.stacks.Release(open)
 		return h.retrack(&tc)
 	}
@@ -54,7 +54,7 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	// (removed by the release), and the collector's cleanup cannot run
 	// while the caller holds h.
 	if r.reported || r.collected.Load() {
-		t.pollMu.Unlock()
+		t.pollMu.RUnlock()
 		t.stacks.Release(open)
 		return h.retrack(&tc)
 	}
@@ -119,7 +119,7 @@ func (h *Handle) Reopen(opts ...TrackOption) *Handle {
 	r.closing.Store(false)
 	sh.mu.Unlock()
 	t.tel.attach(r, tc.span, tc.attrs) // before a poll can read its traced flag
-	t.pollMu.Unlock()
+	t.pollMu.RUnlock()
 
 	if rewatch {
 		r.cleanup = runtime.AddCleanup(h, collectedCleanup, r)

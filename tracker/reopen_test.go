@@ -258,3 +258,30 @@ func TestReopenWithProfile(t *testing.T) {
 	h.Close()
 	assert.Equal(t, before, openProfile().Count())
 }
+
+// Reopens of different Handles at once, a server's requests or a client's
+// concurrent responses, each re-arm their own Handle: only a poll, Open or
+// Leaks in progress makes Reopen fall back to a new one, never another
+// Reopen.
+func TestConcurrentReopensKeepTheirHandles(t *testing.T) {
+	tr, _ := newTestTracker(t) // it polls when told to
+	const workers, rounds = 8, 5000
+	var wg sync.WaitGroup
+	fellBack := make([]int, workers)
+	for w := range workers {
+		wg.Go(func() {
+			h := tr.Track("request")
+			for range rounds {
+				h.Close()
+				if h2 := h.Reopen(); h2 != h {
+					fellBack[w]++
+					h = h2
+				}
+			}
+			h.Close()
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, make([]int, workers), fellBack, "Reopens that fell back to a new Handle, by worker")
+	assert.Empty(t, openOfKind(tr, "request"))
+}

@@ -36,3 +36,21 @@ func BenchmarkReopenClose(b *testing.B) {
 		h.Close()
 	}
 }
+
+// BenchmarkReopenCloseParallel is BenchmarkReopenClose on every core at
+// once, a Handle each, as a server's concurrent requests or a client's
+// concurrent responses re-arm theirs: a Reopen that fell back to a new
+// Handle would show as allocations.
+func BenchmarkReopenCloseParallel(b *testing.B) {
+	tr := New(WithPollInterval(time.Hour), WithLogger(nil))
+	b.Cleanup(func() { tr.Close() })
+	opts := []TrackOption{TrackCallerSkip(1)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		h := tr.Track("bench", opts...)
+		for pb.Next() {
+			h = h.Reopen(opts...)
+			h.Close()
+		}
+	})
+}

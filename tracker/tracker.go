@@ -35,7 +35,10 @@ type Tracker struct {
 	stacks *stack.Table
 	_      [64]byte
 	nextID atomic.Uint64
-	pollMu sync.Mutex // serializes Poll, Open and Leaks
+	// pollMu serializes Poll, Open and Leaks; Reopen read-locks it, so
+	// that Reopens of different Handles run side by side, but never beside
+	// one of those.
+	pollMu sync.RWMutex
 	holdMu sync.Mutex // guards the links, links included
 	links  int        // how many links there are (see Handle.Hold), for the tests
 
