@@ -87,3 +87,51 @@ func BenchmarkServerMiddleware(b *testing.B) {
 	b.ReportAllocs()
 	interleave(b, []string{"raw", "tracked"}, []func(){raw, tracked})
 }
+
+// BenchmarkConcurrentRequests runs GETs from four goroutines a core at
+// once, through NewTransport to a server with WrapServer and Middleware on
+// one tracker (tracked), or through plain ones (raw): the client's bodies
+// and the server's requests are re-armed on every core at the same time.
+//
+//	go test -run '^$' -bench ConcurrentRequests -count 6 ./nethttp
+func BenchmarkConcurrentRequests(b *testing.B) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "hello, server")
+	})
+	for _, tracked := range []bool{false, true} {
+		name := "raw"
+		if tracked {
+			name = "tracked"
+		}
+		b.Run(name, func(b *testing.B) {
+			base := &http.Transport{MaxIdleConnsPerHost: 64}
+			var rt http.RoundTripper = base
+			srv := httptest.NewUnstartedServer(handler)
+			if tracked {
+				tr := tracker.New(tracker.WithLogger(nil))
+				defer tr.Close()
+				srv.Config.Handler = nethttp.Middleware(handler, nethttp.WithTracker(tr))
+				srv.Listener = tr.WrapListener(srv.Listener)
+				nethttp.WrapServer(srv.Config, nethttp.WithTracker(tr))
+				rt = nethttp.NewTransport(base, nethttp.WithTracker(tr))
+			}
+			srv.Start()
+			defer srv.Close()
+			c := &http.Client{Transport: rt}
+			defer c.CloseIdleConnections()
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := c.Get(srv.URL)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
+}
