@@ -62,37 +62,36 @@ func Middleware(next http.Handler, opts ...Option) http.Handler {
 	if mux, ok := next.(*http.ServeMux); ok {
 		m.mux = mux
 	} else {
-		m.pcs = m.stackOf(next)
+		m.stack = m.stackOf(next)
 	}
 	return m
 }
 
 type middleware struct {
 	next      http.Handler
-	installed []uintptr      // the stack that called Middleware
-	pcs       []uintptr      // next's open-site stack; nil when next is mux
-	mux       *http.ServeMux // next, when it is one
-	stacks    sync.Map       // handler's code pointer or type -> its open-site stack
-	labels    latestLabel    // of the requests no ServeMux routed
-	requests  rearmed        // KindRequest
+	installed []uintptr           // the stack that called Middleware
+	stack     tracker.TrackOption // next's open-site stack; nil when next is mux
+	mux       *http.ServeMux      // next, when it is one
+	stacks    sync.Map            // handlerKey -> its open-site stack, as a TrackOption
+	labels    latestLabel         // of the requests no ServeMux routed
+	routes    sync.Map            // routeKey -> the label option of the requests it routed
+	requests  rearmed             // KindRequest
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	pcs, lbl := m.pcs, ""
+	stack := m.stack
+	var lblOpt tracker.TrackOption
 	if m.mux != nil {
 		routed, pattern := m.mux.Handler(r)
-		pcs = m.stackOf(routed)
-		lbl = routeLabel(r.Method, pattern)
+		stack = m.stackOf(routed)
+		lblOpt = m.routeOption(r.Method, pattern)
 	}
-	var lblOpt tracker.TrackOption
-	if lbl != "" {
-		lblOpt = tracker.TrackLabel(lbl)
-	} else {
+	if lblOpt == nil {
 		lblOpt = m.labels.option(r)
 	}
 	ctx := r.Context()
 	spanOpt := tracker.TrackContext(ctx) // nil for an untraced request
-	h := m.requests.track(lblOpt, tracker.TrackPCs(pcs), spanOpt)
+	h := m.requests.track(lblOpt, stack, spanOpt)
 	defer m.requests.end(h)
 	if r.ProtoMajor == 1 {
 		if c, ok := ctx.Value(connKey{}).(net.Conn); ok {
@@ -108,18 +107,18 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.next.ServeHTTP(w, r)
 }
 
-// stackOf is the open-site stack of the requests handler serves: the
-// handler's function entry on top of the stack that installed Middleware,
-// computed once for each handler function or type.
-func (m *middleware) stackOf(handler http.Handler) []uintptr {
-	var key any
+// stackOf is the open-site stack of the requests handler serves, as a
+// TrackPCs option: the handler's function entry on top of the stack that
+// installed Middleware, computed once for each handler function or type.
+func (m *middleware) stackOf(handler http.Handler) tracker.TrackOption {
+	var key handlerKey // a struct, not an interface boxed at every request
 	if f, ok := handler.(http.HandlerFunc); ok {
-		key = reflect.ValueOf(f).Pointer() // each closure has code of its own
+		key.code = reflect.ValueOf(f).Pointer() // each closure has code of its own
 	} else {
-		key = reflect.TypeOf(handler)
+		key.typ = reflect.TypeOf(handler)
 	}
-	if pcs, ok := m.stacks.Load(key); ok {
-		return pcs.([]uintptr)
+	if opt, ok := m.stacks.Load(key); ok {
+		return opt.(tracker.TrackOption)
 	}
 	pcs := m.installed
 	if entry := handlerEntry(handler); entry != 0 {
@@ -128,8 +127,16 @@ func (m *middleware) stackOf(handler http.Handler) []uintptr {
 		// before it.
 		pcs = append([]uintptr{entry + 1}, m.installed...)
 	}
-	m.stacks.Store(key, pcs)
-	return pcs
+	opt := tracker.TrackPCs(pcs)
+	m.stacks.Store(key, opt)
+	return opt
+}
+
+// handlerKey names the handlers that share an open-site stack: an
+// http.HandlerFunc by its code, any other handler by its type.
+type handlerKey struct {
+	code uintptr
+	typ  reflect.Type
 }
 
 // handlerEntry is the entry of the function that serves handler's
@@ -167,6 +174,43 @@ func handlerEntry(handler http.Handler) uintptr {
 // maxRequestLabel bounds the label of a request no ServeMux routed: its
 // path is the client's to choose.
 const maxRequestLabel = 128
+
+// routeKey names the label of the requests a ServeMux routed by pattern;
+// method is empty when the pattern names its own.
+type routeKey struct{ method, pattern string }
+
+// routeOption is the label option of a request the ServeMux routed by
+// pattern (see routeLabel), made once for each pattern and method: a mux
+// has a bounded set of patterns, and only the standard methods are kept,
+// since a client may send any token as its method. It is nil when no
+// pattern matched.
+func (m *middleware) routeOption(method, pattern string) tracker.TrackOption {
+	if pattern == "" {
+		return nil
+	}
+	key := routeKey{pattern: pattern}
+	if !strings.Contains(pattern, " ") {
+		if !standardMethod(method) {
+			return tracker.TrackLabel(routeLabel(method, pattern))
+		}
+		key.method = method
+	}
+	if opt, ok := m.routes.Load(key); ok {
+		return opt.(tracker.TrackOption)
+	}
+	opt := tracker.TrackLabel(routeLabel(method, pattern))
+	m.routes.Store(key, opt)
+	return opt
+}
+
+func standardMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
 
 // routeLabel is "GET /users/{id}": the method and the ServeMux pattern that
 // routed the request, rather than its path, which may carry identifiers or

@@ -319,3 +319,62 @@ func TestMiddlewareTracksEachRequestAfresh(t *testing.T) {
 		assert.Empty(t, openOf(tr, nethttp.KindRequest), "%s: its request is still open after its response", path)
 	}
 }
+
+// A request through Middleware allocates nothing of Middleware's own, once
+// its route has been seen: its Handle is re-armed, and its stack and label
+// options are made once for each handler and route. (It asks a ServeMux
+// for the request's handler, a second lookup that costs what the mux's own
+// costs: for a pattern that names no method, beside one that does, an
+// allocation.)
+func TestMiddlewareAllocatesNothingPerRequest(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled Handles at random")
+	}
+	tr, _ := newTracker(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users", func(http.ResponseWriter, *http.Request) {})
+	mux.HandleFunc("/orders", func(http.ResponseWriter, *http.Request) {}) // any method: the label takes the request's
+	for _, tc := range []struct {
+		name string
+		next http.Handler
+		path string
+	}{
+		{"routed, the pattern names the method", mux, "/users"},
+		{"routed, the request names the method", mux, "/orders"},
+		{"no ServeMux", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), "/anything"},
+	} {
+		mw := nethttp.Middleware(tc.next, nethttp.WithTracker(tr))
+		req := httptest.NewRequest("GET", tc.path, nil)
+		w := httptest.NewRecorder()
+		allocs := func(serve func()) float64 {
+			serve() // the route seen, a Handle ended for the next request
+			return testing.AllocsPerRun(200, serve)
+		}
+		var lookup float64
+		if tc.next == mux {
+			lookup = allocs(func() { mux.Handler(req) })
+		}
+		added := allocs(func() { mw.ServeHTTP(w, req) }) - allocs(func() { tc.next.ServeHTTP(w, req) }) - lookup
+		// Below one: a poll or a collection between two requests may send
+		// one of them to a new Handle.
+		assert.Less(t, added, 1.0, tc.name)
+	}
+}
+
+// A route whose pattern names no method is labelled with the request's,
+// whatever it is, each method apart.
+func TestMiddlewareLabelsEachMethodOfARoute(t *testing.T) {
+	tr, _ := newTracker(t)
+	labels := make(chan string, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/cache/{key}", func(http.ResponseWriter, *http.Request) {
+		for _, r := range openOf(tr, nethttp.KindRequest) {
+			labels <- r.Label
+		}
+	})
+	mw := nethttp.Middleware(mux, nethttp.WithTracker(tr))
+	for _, method := range []string{"GET", "PURGE", "GET", "DELETE", "PURGE"} {
+		mw.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/cache/k1", nil))
+		assert.Equal(t, method+" /cache/{key}", <-labels)
+	}
+}
