@@ -84,7 +84,7 @@ func newConn(dc driver.Conn, cfg *config, sock net.Conn, ctx context.Context) dr
 	if base := w.(interface{ base() *conn }).base(); openedByThePool() {
 		base.rest()
 	} else {
-		base.startCheckout(withSpan(cfg.connectOutOpts, ctx))
+		base.startCheckout(withSpan(cfg.outOpts, ctx))
 	}
 	return w
 }
@@ -137,7 +137,7 @@ func (c *conn) startCheckout(opts []tracker.TrackOption) {
 // that way is tracked from its first statement on.
 func (c *conn) use(ctx context.Context) {
 	if !c.busy {
-		c.startCheckout(withSpan(c.cfg.useOpts, ctx))
+		c.startCheckout(withSpan(c.cfg.outOpts, ctx))
 	}
 }
 

@@ -31,7 +31,7 @@ type config struct {
 	// would cost an allocation on every query. Each skips sqlpool's frames
 	// up to database/sql's, which the headline rule passes over to the
 	// program's line.
-	connOpts, resetOpts, connectOutOpts, useOpts, rowsOpts, stmtOpts, txOpts []tracker.TrackOption
+	connOpts, resetOpts, outOpts, rowsOpts, stmtOpts, txOpts []tracker.TrackOption
 }
 
 func newConfig(opts []Option) *config {
@@ -50,8 +50,8 @@ func newConfig(opts []Option) *config {
 	// (of a conn or a stmt); newStmt <- PrepareContext; newTx <- BeginTx.
 	c.connOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2)}
 	c.resetOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2), tracker.TrackHoldLimit(c.checkoutLimit)}
-	c.connectOutOpts = []tracker.TrackOption{tracker.TrackCallerSkip(3), tracker.TrackHoldLimit(c.checkoutLimit)}
-	c.useOpts = []tracker.TrackOption{tracker.TrackCallerSkip(3), tracker.TrackHoldLimit(c.checkoutLimit)}
+	// A checkout started one frame further down: by newConn, or by use.
+	c.outOpts = []tracker.TrackOption{tracker.TrackCallerSkip(3), tracker.TrackHoldLimit(c.checkoutLimit)}
 	c.rowsOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2), tracker.TrackHoldLimit(c.rowsLimit)}
 	c.stmtOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2)}
 	c.txOpts = []tracker.TrackOption{tracker.TrackCallerSkip(2), tracker.TrackHoldLimit(c.txLimit)}

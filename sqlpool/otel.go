@@ -93,7 +93,7 @@ func (c *config) initOtel(d driver.Driver, k driver.Connector) {
 		c.otel.dialAttrs = attrs
 		opt := tracker.TrackAttributes(attrs...)
 		for _, opts := range []*[]tracker.TrackOption{
-			&c.connOpts, &c.resetOpts, &c.connectOutOpts, &c.useOpts, &c.rowsOpts, &c.stmtOpts, &c.txOpts,
+			&c.connOpts, &c.resetOpts, &c.outOpts, &c.rowsOpts, &c.stmtOpts, &c.txOpts,
 		} {
 			*opts = append((*opts)[:len(*opts):len(*opts)], opt)
 		}
